@@ -1,0 +1,73 @@
+"""`vetbot chat`: talk to the running assistant from the terminal.
+
+Sends each line to Rasa's REST channel as one user and prints the replies,
+with buttons shown as numbered choices, as a WeChat user would see them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Dict, List, Optional
+
+from bot.render import render_messages
+from bot.settings import Settings
+
+READY_TIMEOUT_SECONDS = 180
+
+
+def send(rasa_url: str, sender: str, text: str, timeout: float = 30.0) -> List[Dict[str, Any]]:
+    body = json.dumps({"sender": sender, "message": text}).encode("utf-8")
+    request = urllib.request.Request(
+        f"{rasa_url}/webhooks/rest/webhook",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def wait_until_ready(rasa_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{rasa_url}/status", timeout=5) as response:
+                status = json.loads(response.read().decode("utf-8"))
+                if status.get("model_file"):
+                    return True
+        except (urllib.error.URLError, ConnectionError, ValueError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def chat(sender: Optional[str] = None) -> int:
+    settings = Settings.from_env()
+    sender = sender or f"terminal-{uuid.uuid4().hex[:8]}"
+    print(f"正在连接荣军助手（{settings.rasa_url}）…", flush=True)
+    if not wait_until_ready(settings.rasa_url):
+        print("助手没有启动：请先在另一个终端运行 `make run`。", file=sys.stderr)
+        return 1
+    print("已连接。请输入您的问题，回复数字选择菜单项；输入 /quit 退出。\n", flush=True)
+    while True:
+        try:
+            line = input("我：").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            continue
+        if line in {"/quit", "/exit"}:
+            return 0
+        try:
+            replies = send(settings.rasa_url, sender, line)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            print(f"（系统繁忙，请稍后再试：{error}）", file=sys.stderr)
+            continue
+        for text in render_messages(replies):
+            print(f"荣军助手：{text}\n", flush=True)

@@ -1,0 +1,92 @@
+"""Run the assistant's processes in the foreground; Ctrl-C stops them all.
+
+Each process runs in its own process group so that a signal reaches its
+children too; when one process dies the others are stopped as well, so a
+half-running assistant never lingers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+from bot.settings import PROJECT_ROOT, Settings
+
+STOP_GRACE_SECONDS = 10
+
+
+def process_commands(settings: Settings) -> Dict[str, List[str]]:
+    rasa = [sys.executable, "-m", "rasa"]
+    return {
+        "action-server": [
+            *rasa, "run", "actions",
+            "--actions", "actions",
+            "--port", str(settings.action_port),
+        ],
+        "rasa": [
+            *rasa, "run",
+            "--model", "models",
+            "--endpoints", "endpoints.yml",
+            "--credentials", "credentials.yml",
+            "--enable-api",
+            "--interface", "127.0.0.1",
+            "--port", str(settings.rasa_port),
+        ],
+    }
+
+
+def _stop(processes: Dict[str, subprocess.Popen]) -> None:
+    for proc in processes.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for proc in processes.values():
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def serve() -> int:
+    settings = Settings.from_env()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    if not any((PROJECT_ROOT / "models").glob("*.tar.gz")):
+        print("没有找到训练好的模型：请先运行 `make train`（`make run` 会自动训练）。", file=sys.stderr)
+        return 1
+    processes: Dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    env = {**os.environ, **settings.process_environment()}
+    try:
+        for name, cmd in process_commands(settings).items():
+            processes[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+            print(f"[vetbot] started {name} (pid {processes[name].pid})", flush=True)
+        print(
+            f"[vetbot] Rasa on http://127.0.0.1:{settings.rasa_port}, actions on "
+            f"{settings.action_server_url}. In another terminal: .venv/bin/vetbot chat. "
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            for name, proc in processes.items():
+                if proc.poll() is not None:
+                    print(f"[vetbot] {name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
+                    return proc.returncode or 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("[vetbot] stopping …", flush=True)
+        _stop(processes)
+        print("[vetbot] stopped", flush=True)

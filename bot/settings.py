@@ -1,0 +1,76 @@
+"""One typed settings object, read from the environment.
+
+Every port, path and secret the processes use comes from here; the defaults
+serve the embedded demo (SQLite, a mock WeChat API, everything on localhost).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    tracker_db: Path
+    wechat_token: str
+    wechat_appid: str
+    wechat_aes_key: Optional[str]
+    wechat_api_base: str
+    rasa_url: str
+    action_server_url: str
+    secret_key: str
+    service_phone: str
+    bureau_name: str
+    rasa_port: int
+    action_port: int
+    gateway_port: int
+    mock_wechat_port: int
+    var_dir: Path
+
+    def process_environment(self) -> Dict[str, str]:
+        """Variables that endpoints.yml reads, for the processes we start."""
+        return {
+            "VETBOT_ACTION_SERVER_URL": self.action_server_url,
+            "VETBOT_TRACKER_DB": str(self.tracker_db),
+        }
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        var_dir = Path(_env(env, "VETBOT_VAR_DIR", str(PROJECT_ROOT / "var")))
+        rasa_port = int(_env(env, "VETBOT_RASA_PORT", "5005"))
+        action_port = int(_env(env, "VETBOT_ACTION_PORT", "5055"))
+        mock_port = int(_env(env, "VETBOT_MOCK_WECHAT_PORT", "8081"))
+        return cls(
+            database_url=_env(env, "VETBOT_DATABASE_URL", f"sqlite:///{var_dir / 'vetbot.db'}"),
+            tracker_db=Path(_env(env, "VETBOT_TRACKER_DB", str(var_dir / "tracker.db"))),
+            wechat_token=_env(env, "WECHAT_TOKEN", "vetbot-demo-token"),
+            wechat_appid=_env(env, "WECHAT_APPID", "wxdemo0000000000"),
+            wechat_aes_key=env.get("WECHAT_AES_KEY") or None,
+            wechat_api_base=_env(env, "WECHAT_API_BASE", f"http://127.0.0.1:{mock_port}"),
+            rasa_url=_env(env, "RASA_URL", f"http://127.0.0.1:{rasa_port}"),
+            action_server_url=_env(
+                env, "VETBOT_ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"
+            ),
+            # The demo key is only good for a laptop; production sets its own.
+            secret_key=_env(env, "VETBOT_SECRET_KEY", "vetbot-demo-secret-change-me"),
+            # 12345 is the national 政务服务便民热线; a bureau sets its own number.
+            service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),
+            bureau_name=_env(env, "VETBOT_BUREAU_NAME", "区退役军人事务局"),
+            rasa_port=rasa_port,
+            action_port=action_port,
+            gateway_port=int(_env(env, "VETBOT_GATEWAY_PORT", "8080")),
+            mock_wechat_port=mock_port,
+            var_dir=var_dir,
+        )

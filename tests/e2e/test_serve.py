@@ -1,0 +1,124 @@
+"""End to end: `vetbot serve` runs Rasa and the action server; a conversation
+goes through both over HTTP; Ctrl-C stops every process.
+
+Needs a trained model (`make test` trains one first). Runs on its own ports and
+its own tracker store, so a `make run` on the same machine is not disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.chat import send, wait_until_ready
+from bot.render import render_messages
+from bot.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in result.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory):
+    if not any((PROJECT_ROOT / "models").glob("*.tar.gz")):
+        pytest.fail("no trained model: run `make train` first")
+    var_dir = tmp_path_factory.mktemp("var")
+    rasa_port, action_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "VETBOT_VAR_DIR": str(var_dir),
+        "VETBOT_RASA_PORT": str(rasa_port),
+        "VETBOT_ACTION_PORT": str(action_port),
+        "VETBOT_ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "VETBOT_TRACKER_DB": str(var_dir / "tracker.db"),
+        "VETBOT_SERVICE_PHONE": "021-5999-0000",
+        "VETBOT_BUREAU_NAME": "测试区退役军人事务局",
+    }
+    log = (var_dir / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], cwd=PROJECT_ROOT, env=env,
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{rasa_port}"
+    try:
+        if not wait_until_ready(url, timeout=240):
+            pytest.fail("Rasa did not come up:\n" + (var_dir / "serve.log").read_text()[-3000:])
+        yield {"url": url, "proc": proc, "var_dir": var_dir, "action_port": action_port}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def _say(assistant, sender, text):
+    return send(assistant["url"], sender, text, timeout=60)
+
+
+def test_greeting_menu_and_numbers_through_both_servers(assistant):
+    sender = f"e2e-{uuid.uuid4().hex[:6]}"
+    greeting = _say(assistant, sender, "你好")
+    assert "测试区退役军人事务局" in greeting[0]["text"]  # slot set by action_session_start
+    menu = greeting[-1]
+    assert [b["title"] for b in menu["buttons"]][:2] == ["政策咨询", "预约办事"]
+
+    topics = _say(assistant, sender, "1")  # action_choose_option → policy_topics
+    assert topics[-1]["buttons"][2]["payload"] == "/faq/report_in"
+
+    answer = _say(assistant, sender, "第三个")  # → faq/report_in via the response selector data
+    text = "\n".join(render_messages(answer))
+    assert text.startswith("【退役报到】")
+    assert text.rstrip().endswith("咨询电话：021-5999-0000")
+
+
+def test_policy_question_in_traditional_characters(assistant):
+    sender = f"e2e-{uuid.uuid4().hex[:6]}"
+    answer = _say(assistant, sender, "請問退役軍人優待證在哪裡申請")
+    assert answer[0]["text"].startswith("【退役军人优待证】")
+
+
+def test_number_without_a_menu_is_answered_politely(assistant):
+    sender = f"e2e-{uuid.uuid4().hex[:6]}"
+    _say(assistant, sender, "优待证怎么申请")
+    reply = _say(assistant, sender, "2")
+    assert "菜单" in reply[0]["text"]
+
+
+def test_ctrl_c_stops_every_process(assistant):
+    proc = assistant["proc"]
+    children = _children(proc.pid)
+    assert len(children) == 2  # Rasa and the action server
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    for pid in children:
+        assert not _alive(pid), f"process {pid} survived Ctrl-C"
