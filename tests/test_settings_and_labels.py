@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import yaml
+
+from bot.labels import _labels, intent_label
+from bot.render import render_message
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_serve_the_demo():
+    settings = Settings.from_env({})
+    assert settings.rasa_port == 5005 and settings.action_port == 5055
+    assert settings.gateway_port == 8080 and settings.mock_wechat_port == 8081
+    assert settings.service_phone == "12345"
+    assert settings.wechat_aes_key is None
+    assert settings.process_environment()["VETBOT_ACTION_SERVER_URL"] == "http://127.0.0.1:5055/webhook"
+
+
+def test_environment_overrides_and_derived_urls():
+    settings = Settings.from_env({
+        "VETBOT_ACTION_PORT": "6000", "VETBOT_SERVICE_PHONE": "021-1", "VETBOT_VAR_DIR": "/tmp/v",
+        "WECHAT_AES_KEY": "k" * 43,
+    })
+    assert settings.action_server_url == "http://127.0.0.1:6000/webhook"
+    assert settings.service_phone == "021-1"
+    assert str(settings.tracker_db) == "/tmp/v/tracker.db"
+    assert settings.wechat_aes_key == "k" * 43
+
+
+def test_every_domain_intent_and_faq_topic_has_a_chinese_label():
+    intents = yaml.safe_load((ROOT / "domain" / "core.yml").read_text(encoding="utf-8"))["intents"]
+    labels = _labels()
+    assert set(intents) - {"faq"} == set(labels["intents"])
+    topics = set()
+    for path in (ROOT / "domain" / "faq").glob("*.yml"):
+        topics |= {name.split("/")[1] for name in yaml.safe_load(path.read_text(encoding="utf-8"))["responses"]}
+    assert topics == set(labels["faq_topics"])
+    assert intent_label("faq/report_in") == "退役报到"
+    assert intent_label("find_station") == "查找服务站"
+
+
+def test_buttons_render_as_a_numbered_list():
+    text = render_message({"text": "请选择：", "buttons": [{"title": "甲", "payload": "/a"}, {"title": "乙", "payload": "/b"}]})
+    assert text == "请选择：\n1. 甲\n2. 乙"
