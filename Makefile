@@ -43,21 +43,24 @@ validate: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not e2e" tests
 
+E2E = $(VENV)/bin/pytest -q -m e2e tests
+CORE_TEST = $(VENV)/bin/rasa test core --stories tests/stories --model models \
+	  --out reports/core --fail-on-prediction-errors
+
 e2e: train
-	$(VENV)/bin/pytest -q -m e2e tests
+	$(E2E)
 
 evaluate: train
 	$(VENV)/bin/vetbot evaluate --out docs/evaluation
 
 core-test: train
-	$(VENV)/bin/rasa test core --stories tests/stories --model models \
-	  --out reports/core --fail-on-prediction-errors
+	$(CORE_TEST)
 
 # Everything CI checks, cheapest first.
 test: validate unit train
 	$(VENV)/bin/vetbot evaluate --out reports/evaluation
-	$(MAKE) e2e
-	$(MAKE) core-test
+	$(E2E)
+	$(CORE_TEST)
 
 clean:
 	rm -rf reports models/*.tar.gz .pytest_cache

@@ -25,24 +25,13 @@ from typing import Dict, List, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
-
 from bot.cli import train_command  # noqa: E402
 from bot.evaluation import latest_model  # noqa: E402
+from bot.nlu.examples import read_examples  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 
-ANNOTATION = __import__("re").compile(r"\[([^\]]+)\](?:\([^)]+\)|\{[^}]+\})")
-
-
 def heldout_examples() -> List[Tuple[str, str]]:
-    examples = []
-    for path in sorted((ROOT / "tests" / "nlu" / "heldout").glob("*.yml")):
-        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-            for line in block["examples"].splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    examples.append((block["intent"], ANNOTATION.sub(r"\1", line[2:].strip())))
-    return examples
+    return read_examples(ROOT / "tests" / "nlu" / "heldout")
 
 
 def probe_messages() -> List[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bot.nlu.examples import read_examples
 from bot.text import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,19 +30,12 @@ FAQ_TOPICS = [
     "martyr_commemoration", "placement", "military_retiree", "housing", "funeral",
     "archives", "family_benefits",
 ]
-ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]+\)|\{[^}]+\})")
-
 
 def _examples(directory: Path):
     """{intent: [plain text, …]} over every YAML file under `directory`."""
     found = {}
-    for path in sorted(directory.rglob("*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for block in data.get("nlu") or []:
-            if "intent" not in block:
-                continue
-            lines = [line[2:].strip() for line in block["examples"].splitlines() if line.strip().startswith("- ")]
-            found.setdefault(block["intent"], []).extend(ANNOTATION.sub(r"\1", line) for line in lines)
+    for intent, text in read_examples(directory):
+        found.setdefault(intent, []).append(text)
     return found
 
 

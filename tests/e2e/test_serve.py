@@ -114,6 +114,16 @@ def test_number_without_a_menu_is_answered_politely(assistant):
     assert "菜单" in reply[0]["text"]
 
 
+def test_low_confidence_asks_a_clarifying_question_then_offers_a_person(assistant):
+    sender = f"e2e-{uuid.uuid4().hex[:6]}"
+    clarify = _say(assistant, sender, "@@@@")  # no feature of it is known
+    assert "请回复数字" in clarify[0]["text"]
+    titles = [b["title"] for b in clarify[0]["buttons"]]
+    assert len(titles) == 3 and titles[-1] == "都不是"
+    handoff = _say(assistant, sender, "####")  # two fallbacks in a row
+    assert "转人工" in handoff[0]["text"] and "021-5999-0000" in handoff[0]["text"]
+
+
 def test_ctrl_c_stops_every_process(assistant):
     proc = assistant["proc"]
     children = _children(proc.pid)
