@@ -25,10 +25,9 @@ from typing import Dict, List, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.cli import train_command  # noqa: E402
-from bot.evaluation import latest_model  # noqa: E402
 from bot.nlu.examples import read_examples  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.training import latest_model, rasa_train_command  # noqa: E402
 
 def heldout_examples() -> List[Tuple[str, str]]:
     return read_examples(ROOT / "tests" / "nlu" / "heldout")
@@ -81,7 +80,7 @@ def main() -> int:
 
     if args.train:
         start = time.monotonic()
-        subprocess.run(train_command(force=True), cwd=ROOT, env=env, check=True,
+        subprocess.run(rasa_train_command(force=True), cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"training time (forced, full model): {time.monotonic() - start:.0f} s")
     model = latest_model()

@@ -1,6 +1,6 @@
 """`vetbot`: the command line of 荣军助手.
 
-    vetbot train      train a model when none matches the data (Rasa's fingerprint)
+    vetbot train      train a model when none matches the data
     vetbot serve      run Rasa and the action server in the foreground; Ctrl-C stops all
     vetbot chat       chat in the terminal with the running assistant
     vetbot validate   rasa data validate; unexpected warnings fail
@@ -13,30 +13,11 @@ import argparse
 import sys
 from typing import List, Optional
 
-from bot.settings import PROJECT_ROOT
-
-
-def _rasa(*args: str) -> List[str]:
-    return [sys.executable, "-m", "rasa", *args]
-
-
-def train_command(force: bool = False) -> List[str]:
-    cmd = _rasa(
-        "train",
-        "--config", "config.yml",
-        "--domain", "domain",
-        "--data", "nlu_data",
-        "--out", "models",
-    )
-    if force:
-        cmd.append("--force")
-    return cmd
-
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import subprocess
+    from bot.training import train
 
-    return subprocess.call(train_command(args.force), cwd=PROJECT_ROOT)
+    return train(force=args.force)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from bot.settings import PROJECT_ROOT
+from bot.training import latest_model
 
 HELDOUT_DIR = PROJECT_ROOT / "tests" / "nlu" / "heldout"
 MIN_INTENT_MACRO_F1 = 0.95
 MIN_FAQ_TOPIC_ACCURACY = 0.90
-
-
-def latest_model(models_dir: Path = PROJECT_ROOT / "models") -> Optional[Path]:
-    models = sorted(models_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime)
-    return models[-1] if models else None
 
 
 def _load(path: Path) -> Any:
