@@ -15,6 +15,7 @@ import time
 from typing import Dict, List
 
 from bot.settings import PROJECT_ROOT, Settings
+from bot.training import latest_model
 
 STOP_GRACE_SECONDS = 10
 
@@ -56,7 +57,7 @@ def _stop(processes: Dict[str, subprocess.Popen]) -> None:
 def serve() -> int:
     settings = Settings.from_env()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    if not any((PROJECT_ROOT / "models").glob("*.tar.gz")):
+    if latest_model() is None:
         print("没有找到训练好的模型：请先运行 `make train`（`make run` 会自动训练）。", file=sys.stderr)
         return 1
     processes: Dict[str, subprocess.Popen] = {}

@@ -20,6 +20,7 @@ import pytest
 from bot.chat import send, wait_until_ready
 from bot.render import render_messages
 from bot.settings import PROJECT_ROOT
+from bot.training import latest_model
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def assistant(tmp_path_factory):
-    if not any((PROJECT_ROOT / "models").glob("*.tar.gz")):
+    if latest_model() is None:
         pytest.fail("no trained model: run `make train` first")
     var_dir = tmp_path_factory.mktemp("var")
     rasa_port, action_port = _free_port(), _free_port()
