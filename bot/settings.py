@@ -7,6 +7,7 @@ serve the embedded demo (SQLite, a mock WeChat API, everything on localhost).
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional
@@ -17,6 +18,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _env(environ: Mapping[str, str], name: str, default: str) -> str:
     value = environ.get(name, "").strip()
     return value or default
+
+
+def _demo_secret(var_dir: Path) -> str:
+    """The key for a demo machine: random, made once, kept in var/ (never in the repo).
+
+    Production sets VETBOT_SECRET_KEY; losing this file makes the stored ID and
+    phone numbers of a demo database unreadable, which is the point of the key.
+    """
+    path = var_dir / "secret.key"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+        return key
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,7 @@ class Settings:
     gateway_port: int
     mock_wechat_port: int
     var_dir: Path
+    public_base_url: str
 
     def process_environment(self) -> Dict[str, str]:
         """Variables that endpoints.yml reads, for the processes we start."""
@@ -63,8 +83,7 @@ class Settings:
             action_server_url=_env(
                 env, "VETBOT_ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"
             ),
-            # The demo key is only good for a laptop; production sets its own.
-            secret_key=_env(env, "VETBOT_SECRET_KEY", "vetbot-demo-secret-change-me"),
+            secret_key=env.get("VETBOT_SECRET_KEY", "").strip() or _demo_secret(var_dir),
             # 12345 is the national 政务服务便民热线; a bureau sets its own number.
             service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),
             bureau_name=_env(env, "VETBOT_BUREAU_NAME", "区退役军人事务局"),
@@ -73,4 +92,8 @@ class Settings:
             gateway_port=int(_env(env, "VETBOT_GATEWAY_PORT", "8080")),
             mock_wechat_port=mock_port,
             var_dir=var_dir,
+            # Where WeChat users reach the gateway (the H5 binding page's links).
+            public_base_url=_env(
+                env, "VETBOT_PUBLIC_URL", f"http://127.0.0.1:{_env(env, 'VETBOT_GATEWAY_PORT', '8080')}"
+            ).rstrip("/"),
         )

@@ -36,3 +36,75 @@ def make_tracker(events: List[Dict[str, Any]], slots: Optional[Dict[str, Any]] =
 @pytest.fixture
 def dispatcher() -> CollectingDispatcher:
     return CollectingDispatcher()
+
+
+# --- the veteran database, on SQLite and on a real PostgreSQL server ---------------
+
+TEST_SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the whole test run (bot.testing.postgres).
+
+    `make test` installs the server and sets VETBOT_REQUIRE_POSTGRES=1, so there
+    a missing server fails the run instead of skipping the PostgreSQL half.
+    """
+    import os
+
+    from bot.testing.postgres import TemporaryPostgres, find_bindir
+
+    if find_bindir() is None:
+        message = "PostgreSQL server not installed (scripts/ensure-postgres.sh installs it)"
+        if os.environ.get("VETBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = TemporaryPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A new database migrated to the latest schema, once per backend."""
+    from bot.db.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vetbot.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """SQLite only, for tests that check logic rather than the database."""
+    from bot.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'vetbot.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url):
+    from bot.db.session import make_engine
+
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine):
+    from bot.db.session import make_session_factory
+
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def vault():
+    from bot.pii import PiiVault
+
+    return PiiVault(TEST_SECRET)

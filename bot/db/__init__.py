@@ -1,0 +1,1 @@
+"""The veteran database: models, engine and sessions, migrations (Alembic)."""

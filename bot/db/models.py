@@ -1,0 +1,273 @@
+"""Tables of the veteran database.
+
+Integrity lives in the database: foreign keys, unique constraints and checks,
+so that a bad import or a race cannot store what Python would have refused.
+ID card and phone numbers are never stored in clear (see bot.pii).
+Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+# Named constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def Timestamp(**kwargs) -> Column:  # noqa: N802 - reads like a column type
+    return Column(DateTime(timezone=True), **kwargs)
+
+
+STATION_TIERS = ("district", "street", "community")  # 区中心 / 街道(镇)站 / 村(社区)站
+GENDERS = ("男", "女")
+DISCHARGE_CATEGORIES = ("转业", "复员", "退休", "自主就业", "安排工作", "供养", "逐月领取退役金", "其他")
+VETERAN_STATUSES = ("在世", "已故", "失联")
+
+
+class Station(Base):
+    """退役军人服务中心（站）: one node of the three-tier service network."""
+
+    __tablename__ = "stations"
+    __table_args__ = (
+        CheckConstraint("tier IN ('district', 'street', 'community')", name="tier"),
+        CheckConstraint("(tier = 'district') = (parent_id IS NULL)", name="parent_by_tier"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), nullable=False, unique=True)
+    name = Column(String(100), nullable=False, unique=True)
+    tier = Column(String(16), nullable=False)
+    parent_id = Column(Integer, ForeignKey("stations.id", ondelete="RESTRICT"), index=True)
+    district = Column(String(50), nullable=False)
+    street = Column(String(50))  # 街道/镇 it belongs to (None for the district centre)
+    community = Column(String(50))  # 村/社区 (community stations only)
+    address = Column(String(200), nullable=False)
+    phone = Column(String(30), nullable=False)
+    latitude = Column(Float)
+    longitude = Column(Float)
+    aliases = Column(JSON, nullable=False, default=list)  # 简称 users type: ["菊园", "菊园新区"]
+
+    parent = relationship("Station", remote_side=[id], backref="children")
+    hours = relationship(
+        "OpeningHours", cascade="all, delete-orphan", order_by="OpeningHours.weekday"
+    )
+
+
+class OpeningHours(Base):
+    """One opening period of a station on a weekday (0 = Monday)."""
+
+    __tablename__ = "opening_hours"
+    __table_args__ = (
+        UniqueConstraint("station_id", "weekday", "opens", name="uq_opening_hours_period"),
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("opens < closes", name="order"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="CASCADE"), nullable=False)
+    weekday = Column(Integer, nullable=False)
+    opens = Column(Time, nullable=False)
+    closes = Column(Time, nullable=False)
+
+
+class Veteran(Base):
+    """A veteran on the bureau's roster (退役军人信息采集)."""
+
+    __tablename__ = "veterans"
+    __table_args__ = (
+        CheckConstraint("gender IN ('男', '女')", name="gender"),
+        CheckConstraint("discharged_on IS NULL OR enlisted_on IS NULL OR enlisted_on <= discharged_on",
+                        name="service_dates"),
+        CheckConstraint("enlisted_on IS NULL OR birth_date < enlisted_on", name="birth_before_service"),
+        CheckConstraint("status IN ('在世', '已故', '失联')", name="status"),
+        CheckConstraint("status = '已故' OR deceased_on IS NULL", name="deceased_date"),
+        Index("ix_veterans_phone_hash", "phone_hash"),
+        Index("ix_veterans_street_community", "street", "community"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(50), nullable=False)
+    id_hash = Column(String(64), nullable=False, unique=True)
+    id_cipher = Column(Text, nullable=False)
+    id_masked = Column(String(18), nullable=False)
+    phone_hash = Column(String(64))
+    phone_cipher = Column(Text)
+    phone_masked = Column(String(20))
+    birth_date = Column(Date, nullable=False)
+    gender = Column(String(2), nullable=False)
+    enlisted_on = Column(Date)
+    discharged_on = Column(Date)
+    branch = Column(String(20))  # 陆军 / 海军 / 空军 / 火箭军 / 武警部队 …
+    discharge_category = Column(String(20))  # 转业 / 复员 / 退休 / 自主就业 / 安排工作 …
+    district = Column(String(50))
+    street = Column(String(50))  # 户籍所在街道/镇
+    community = Column(String(50))  # 户籍所在村/社区
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="SET NULL"), index=True)
+    status = Column(String(8), nullable=False, default="在世")
+    deceased_on = Column(Date)
+    created_at = Timestamp(nullable=False, default=utcnow)
+    updated_at = Timestamp(nullable=False, default=utcnow, onupdate=utcnow)
+
+    station = relationship("Station")
+    entitlements = relationship("Entitlement", cascade="all, delete-orphan")
+    applications = relationship("BenefitApplication", cascade="all, delete-orphan")
+    subsidies = relationship("Subsidy", cascade="all, delete-orphan")
+
+
+class Entitlement(Base):
+    """优抚对象类别: an entitlement category that a veteran holds."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (UniqueConstraint("veteran_id", "category", name="uq_entitlements_category"),)
+
+    id = Column(Integer, primary_key=True)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"), nullable=False)
+    category = Column(String(30), nullable=False)  # 残疾军人（三级）/ 在乡复员军人 / 参战退役人员 …
+    since = Column(Date)
+
+
+APPLICATION_KINDS = ("preferential_card", "hardship_aid")
+
+
+class BenefitApplication(Base):
+    """An application: 优待证 (preferential_card) or 帮扶援助 (hardship_aid)."""
+
+    __tablename__ = "benefit_applications"
+    __table_args__ = (
+        CheckConstraint("kind IN ('preferential_card', 'hardship_aid')", name="kind"),
+        Index("ix_benefit_applications_veteran_kind", "veteran_id", "kind"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(20), nullable=False)
+    reference = Column(String(32), nullable=False, unique=True)
+    status = Column(String(20), nullable=False)  # the latest step, mirrored from the history
+    submitted_on = Column(Date, nullable=False)
+    amount = Column(Numeric(10, 2))  # 帮扶金额, when granted
+    closed = Column(Boolean, nullable=False, default=False)
+
+    history = relationship(
+        "ApplicationStep", cascade="all, delete-orphan", order_by="ApplicationStep.happened_on"
+    )
+
+
+class ApplicationStep(Base):
+    """One step of an application's status history."""
+
+    __tablename__ = "application_steps"
+
+    id = Column(Integer, primary_key=True)
+    application_id = Column(
+        Integer, ForeignKey("benefit_applications.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    status = Column(String(20), nullable=False)
+    happened_on = Column(Date, nullable=False)
+    note = Column(String(200))
+
+
+class Subsidy(Base):
+    """定期抚恤补助: a periodic payment to an entitled veteran."""
+
+    __tablename__ = "subsidies"
+    __table_args__ = (
+        CheckConstraint("monthly_amount > 0", name="amount"),
+        CheckConstraint("until IS NULL OR since <= until", name="period"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind = Column(String(30), nullable=False)  # 残疾抚恤金 / 定期生活补助 …
+    monthly_amount = Column(Numeric(10, 2), nullable=False)
+    since = Column(Date, nullable=False)
+    until = Column(Date)
+
+
+class WechatBinding(Base):
+    """A WeChat user (OpenID of this official account) proven to be a veteran."""
+
+    __tablename__ = "wechat_bindings"
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, unique=True)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"), nullable=False, index=True)
+    bound_at = Timestamp(nullable=False, default=utcnow)
+
+    veteran = relationship("Veteran")
+
+
+class BindingAudit(Base):
+    """Append-only trail of binding events. Keeps a keyed hash of the OpenID, not the OpenID,
+    so that the trail survives the deletion WeChat requires on unfollow."""
+
+    __tablename__ = "binding_audit"
+    __table_args__ = (
+        CheckConstraint(
+            "event IN ('link_issued', 'code_sent', 'bind', 'unbind', 'failed', 'locked', 'unfollow_deleted')",
+            name="event",
+        ),
+    )
+
+    id = Column(Integer, primary_key=True)
+    openid_hash = Column(String(64), nullable=False, index=True)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="SET NULL"))
+    event = Column(String(20), nullable=False)
+    detail = Column(String(200))
+    happened_at = Timestamp(nullable=False, default=utcnow)
+
+
+class BindingLink(Base):
+    """A one-time link to the H5 binding page: signed, 10 minutes, single use."""
+
+    __tablename__ = "binding_links"
+
+    id = Column(Integer, primary_key=True)
+    nonce = Column(String(43), nullable=False, unique=True)
+    openid = Column(String(64), nullable=False, index=True)
+    expires_at = Timestamp(nullable=False)
+    used_at = Timestamp()
+    # The pending verification: which veteran, the code's hash, its expiry, tries.
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"))
+    code_hash = Column(String(64))
+    code_expires_at = Timestamp()
+
+
+class BindingLock(Base):
+    """Failed attempts per OpenID; five in a row lock binding for 30 minutes."""
+
+    __tablename__ = "binding_locks"
+
+    openid = Column(String(64), primary_key=True)
+    failures = Column(Integer, nullable=False, default=0)
+    locked_until = Timestamp()
