@@ -9,7 +9,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv
+.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv postgres bench-db
 
 help:
 	@echo "make run       train if needed, then run the whole assistant (Ctrl-C stops)"
@@ -40,8 +40,13 @@ chat: $(STAMP)
 validate: $(STAMP)
 	$(VENV)/bin/vetbot validate
 
-unit: $(STAMP)
-	$(VENV)/bin/pytest -q -m "not e2e" tests
+# The database tests run on SQLite and on a real PostgreSQL server, which the
+# tests start themselves from Debian's package (installed here when missing).
+postgres:
+	@scripts/ensure-postgres.sh
+
+unit: $(STAMP) postgres
+	VETBOT_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest -q -m "not e2e" tests
 
 E2E = $(VENV)/bin/pytest -q -m e2e tests
 CORE_TEST = $(VENV)/bin/rasa test core --stories tests/stories --model models \
@@ -61,6 +66,10 @@ test: validate unit train
 	$(VENV)/bin/vetbot evaluate --out reports/evaluation
 	$(E2E)
 	$(CORE_TEST)
+
+bench-db: $(STAMP) postgres
+	$(PY) benchmarks/db_benchmark.py --backend sqlite
+	$(PY) benchmarks/db_benchmark.py --backend postgresql
 
 clean:
 	rm -rf reports models/*.tar.gz .pytest_cache

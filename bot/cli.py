@@ -5,6 +5,10 @@
     vetbot chat       chat in the terminal with the running assistant
     vetbot validate   rasa data validate; unexpected warnings fail
     vetbot evaluate   score the NLU on the held-out split and write the report
+    vetbot db upgrade migrate the veteran database to the latest schema
+    vetbot load-stations  (re)load the service network from data/stations.yml
+    vetbot seed --veterans N      demo veterans (default 5,000)
+    vetbot import-roster FILE     the bureau's roster (.xlsx / .csv, Chinese headers)
 """
 
 from __future__ import annotations
@@ -45,6 +49,92 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate()
 
 
+def _database(args: argparse.Namespace):
+    """Settings (with --database-url applied), a session factory and the PII vault."""
+    from bot.db.session import make_engine, make_session_factory
+    from bot.pii import PiiVault
+    from bot.settings import Settings
+
+    environ = dict(os.environ)
+    if getattr(args, "database_url", None):
+        environ["VETBOT_DATABASE_URL"] = args.database_url
+    settings = Settings.from_env(environ)
+    engine = make_engine(settings.database_url)
+    return settings, engine, make_session_factory(engine), PiiVault.from_settings(settings)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+
+    settings, engine, _, _ = _database(args)
+    engine.dispose()
+    upgrade(settings.database_url)
+    print("数据库已升级到最新结构。")
+    return 0
+
+
+def cmd_load_stations(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+    from bot.db.session import session_scope
+    from bot.services.stations import StationDataError, load_stations
+
+    settings, engine, factory, _ = _database(args)
+    upgrade(settings.database_url)
+    path = args.file or settings.stations_file
+    try:
+        with session_scope(factory) as session:
+            count = load_stations(session, path)
+    except StationDataError as error:
+        print(f"服务站数据有误，未做任何更改：{error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"已载入 {count} 个服务中心（站）：{path}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    import time
+
+    from bot.db.migrate import upgrade
+    from bot.db.session import session_scope
+    from bot.seed import seed
+    from bot.services.stations import load_stations
+
+    settings, engine, factory, vault = _database(args)
+    try:
+        upgrade(settings.database_url)
+        with session_scope(factory) as session:
+            load_stations(session, settings.stations_file)
+        started = time.monotonic()
+        result = seed(factory, vault, args.veterans, random_seed=args.random_seed,
+                      progress=not args.quiet)
+        elapsed = time.monotonic() - started
+    finally:
+        engine.dispose()
+    print(f"新增退役军人 {result.veterans} 名、优抚类别 {result.entitlements} 条、"
+          f"申请 {result.applications} 件（办理记录 {result.steps} 条）、定期补助 {result.subsidies} 条，"
+          f"用时 {elapsed:.1f} 秒。")
+    return 0
+
+
+def cmd_import_roster(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+    from bot.services.roster import RosterError, import_roster, summary_zh
+
+    settings, engine, factory, vault = _database(args)
+    try:
+        upgrade(settings.database_url)
+        result = import_roster(factory, vault, args.file, report_path=args.report)
+    except (RosterError, FileNotFoundError) as error:
+        print(f"导入失败，未做任何更改：{error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(summary_zh(result))
+    return 0 if result.rejected == 0 else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vetbot", description="荣军助手 (vetbot)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +157,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=None, help="model file (default: the latest in models/)")
     evaluate.add_argument("--out", default="docs/evaluation", help="report directory")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    db = sub.add_parser("db", help="the veteran database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_sub.add_parser("upgrade", help="migrate to the latest schema (Alembic)")
+    db_upgrade.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    stations = sub.add_parser("load-stations", help="(re)load the service network from its data file")
+    stations.add_argument("file", nargs="?", default=None, help="default: data/stations.yml")
+    stations.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    stations.set_defaults(func=cmd_load_stations)
+
+    seed = sub.add_parser("seed", help="demo veterans with realistic records")
+    seed.add_argument("--veterans", type=int, default=5000, help="how many (default 5000)")
+    seed.add_argument("--random-seed", type=int, default=2026,
+                      help="same seed, same people: seeding again adds none twice")
+    seed.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    seed.add_argument("--quiet", action="store_true", help="no progress bar")
+    seed.set_defaults(func=cmd_seed)
+
+    roster = sub.add_parser("import-roster", help="import the bureau's roster (.xlsx or .csv)")
+    roster.add_argument("file", help="roster file with Chinese column headers (姓名, 身份证号, 手机号 …)")
+    roster.add_argument("--report", default=None, help="error report (default: <file>.errors.csv)")
+    roster.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    roster.set_defaults(func=cmd_import_roster)
     return parser
 
 

@@ -1,5 +1,8 @@
 """Run the assistant's processes in the foreground; Ctrl-C stops them all.
 
+Before they start, the veteran database is migrated and the service network
+loaded from data/stations.yml; an empty embedded demo database gets demo veterans.
+
 Each process runs in its own process group so that a signal reaches its
 children too; when one process dies the others are stopped as well, so a
 half-running assistant never lingers.
@@ -14,6 +17,7 @@ import sys
 import time
 from typing import Dict, List
 
+from bot.database import prepare as prepare_database
 from bot.settings import PROJECT_ROOT, Settings
 from bot.training import latest_model
 
@@ -23,6 +27,7 @@ STOP_GRACE_SECONDS = 10
 def process_commands(settings: Settings) -> Dict[str, List[str]]:
     rasa = [sys.executable, "-m", "rasa"]
     return {
+        "gateway": [sys.executable, "-m", "bot.gateway"],
         "action-server": [
             *rasa, "run", "actions",
             "--actions", "actions",
@@ -60,6 +65,11 @@ def serve() -> int:
     if latest_model() is None:
         print("没有找到训练好的模型：请先运行 `make train`（`make run` 会自动训练）。", file=sys.stderr)
         return 1
+    try:
+        prepare_database(settings, demo_veterans=settings.demo_veterans)
+    except Exception as error:  # a clear message instead of a traceback at start-up
+        print(f"数据库准备失败：{error}", file=sys.stderr)
+        return 1
     processes: Dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -76,7 +86,8 @@ def serve() -> int:
             print(f"[vetbot] started {name} (pid {processes[name].pid})", flush=True)
         print(
             f"[vetbot] Rasa on http://127.0.0.1:{settings.rasa_port}, actions on "
-            f"{settings.action_server_url}. In another terminal: .venv/bin/vetbot chat. "
+            f"{settings.action_server_url}, gateway (binding page) on {settings.public_base_url}. "
+            "In another terminal: .venv/bin/vetbot chat. "
             "Ctrl-C stops everything.",
             flush=True,
         )

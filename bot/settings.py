@@ -57,6 +57,8 @@ class Settings:
     mock_wechat_port: int
     var_dir: Path
     public_base_url: str
+    stations_file: Path
+    demo_veterans: int
 
     def process_environment(self) -> Dict[str, str]:
         """Variables that endpoints.yml reads, for the processes we start."""
@@ -96,4 +98,10 @@ class Settings:
             public_base_url=_env(
                 env, "VETBOT_PUBLIC_URL", f"http://127.0.0.1:{_env(env, 'VETBOT_GATEWAY_PORT', '8080')}"
             ).rstrip("/"),
+            # The service network (staff edit this file; `vetbot load-stations` reloads it).
+            # Demo veterans for an empty database: only on the embedded default
+            # (SQLite under var/), never on a configured production database.
+            demo_veterans=int(_env(env, "VETBOT_DEMO_VETERANS",
+                                   "0" if env.get("VETBOT_DATABASE_URL", "").strip() else "5000")),
+            stations_file=Path(_env(env, "VETBOT_STATIONS_FILE", str(PROJECT_ROOT / "data" / "stations.yml"))),
         )

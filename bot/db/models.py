@@ -22,7 +22,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Numeric,
     String,
     Text,
     Time,
@@ -175,7 +174,7 @@ class BenefitApplication(Base):
     reference = Column(String(32), nullable=False, unique=True)
     status = Column(String(20), nullable=False)  # the latest step, mirrored from the history
     submitted_on = Column(Date, nullable=False)
-    amount = Column(Numeric(10, 2))  # 帮扶金额, when granted
+    amount_fen = Column(Integer)  # 帮扶金额 in 分 (integers: exact on SQLite too), when granted
     closed = Column(Boolean, nullable=False, default=False)
 
     history = relationship(
@@ -202,14 +201,14 @@ class Subsidy(Base):
 
     __tablename__ = "subsidies"
     __table_args__ = (
-        CheckConstraint("monthly_amount > 0", name="amount"),
+        CheckConstraint("monthly_amount_fen > 0", name="amount"),
         CheckConstraint("until IS NULL OR since <= until", name="period"),
     )
 
     id = Column(Integer, primary_key=True)
     veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="CASCADE"), nullable=False, index=True)
     kind = Column(String(30), nullable=False)  # 残疾抚恤金 / 定期生活补助 …
-    monthly_amount = Column(Numeric(10, 2), nullable=False)
+    monthly_amount_fen = Column(Integer, nullable=False)  # in 分
     since = Column(Date, nullable=False)
     until = Column(Date)
 

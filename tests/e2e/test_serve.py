@@ -1,34 +1,22 @@
-"""End to end: `vetbot serve` runs Rasa and the action server; a conversation
-goes through both over HTTP; Ctrl-C stops every process.
-
-Needs a trained model (`make test` trains one first). Runs on its own ports and
-its own tracker store, so a `make run` on the same machine is not disturbed.
+"""End to end: `vetbot serve` runs the gateway, Rasa and the action server; a
+conversation goes through them over HTTP; Ctrl-C stops every process.
+The assistant fixture is in conftest.py.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from bot.chat import send, wait_until_ready
+from bot.chat import send
 from bot.render import render_messages
-from bot.settings import PROJECT_ROOT
-from bot.training import latest_model
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -44,42 +32,6 @@ def _alive(pid: int) -> bool:
     # A zombie is dead for our purposes.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
-
-
-@pytest.fixture(scope="module")
-def assistant(tmp_path_factory):
-    if latest_model() is None:
-        pytest.fail("no trained model: run `make train` first")
-    var_dir = tmp_path_factory.mktemp("var")
-    rasa_port, action_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "VETBOT_VAR_DIR": str(var_dir),
-        "VETBOT_RASA_PORT": str(rasa_port),
-        "VETBOT_ACTION_PORT": str(action_port),
-        "VETBOT_ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "VETBOT_TRACKER_DB": str(var_dir / "tracker.db"),
-        "VETBOT_SERVICE_PHONE": "021-5999-0000",
-        "VETBOT_BUREAU_NAME": "测试区退役军人事务局",
-    }
-    log = (var_dir / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"], cwd=PROJECT_ROOT, env=env,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{rasa_port}"
-    try:
-        if not wait_until_ready(url, timeout=240):
-            pytest.fail("Rasa did not come up:\n" + (var_dir / "serve.log").read_text()[-3000:])
-        yield {"url": url, "proc": proc, "var_dir": var_dir, "action_port": action_port}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
 
 
 def _say(assistant, sender, text):
@@ -125,10 +77,11 @@ def test_low_confidence_asks_a_clarifying_question_then_offers_a_person(assistan
     assert "转人工" in handoff[0]["text"] and "021-5999-0000" in handoff[0]["text"]
 
 
+# Runs last (this file sorts after the other e2e files): it stops the shared assistant.
 def test_ctrl_c_stops_every_process(assistant):
     proc = assistant["proc"]
     children = _children(proc.pid)
-    assert len(children) == 2  # Rasa and the action server
+    assert len(children) == 3  # the gateway, Rasa and the action server
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     for pid in children:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:52:46.550511
+Create Date: 2026-11-22 21:59:48.811335
 
 """
 from typing import Sequence, Union
@@ -106,7 +106,7 @@ def upgrade() -> None:
     sa.Column('reference', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('submitted_on', sa.Date(), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=10, scale=2), nullable=True),
+    sa.Column('amount_fen', sa.Integer(), nullable=True),
     sa.Column('closed', sa.Boolean(), nullable=False),
     sa.CheckConstraint("kind IN ('preferential_card', 'hardship_aid')", name=op.f('ck_benefit_applications_kind')),
     sa.ForeignKeyConstraint(['veteran_id'], ['veterans.id'], name=op.f('fk_benefit_applications_veteran_id_veterans'), ondelete='CASCADE'),
@@ -159,10 +159,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('veteran_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=30), nullable=False),
-    sa.Column('monthly_amount', sa.Numeric(precision=10, scale=2), nullable=False),
+    sa.Column('monthly_amount_fen', sa.Integer(), nullable=False),
     sa.Column('since', sa.Date(), nullable=False),
     sa.Column('until', sa.Date(), nullable=True),
-    sa.CheckConstraint('monthly_amount > 0', name=op.f('ck_subsidies_amount')),
+    sa.CheckConstraint('monthly_amount_fen > 0', name=op.f('ck_subsidies_amount')),
     sa.CheckConstraint('until IS NULL OR since <= until', name=op.f('ck_subsidies_period')),
     sa.ForeignKeyConstraint(['veteran_id'], ['veterans.id'], name=op.f('fk_subsidies_veteran_id_veterans'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subsidies'))

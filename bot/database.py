@@ -1,0 +1,39 @@
+"""Getting the veteran database ready: migrate, load the service network, and on a
+demo machine with an empty roster, demo veterans. `vetbot serve` calls this."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Optional
+
+from sqlalchemy import func, select
+
+from bot.db.migrate import upgrade
+from bot.db.models import Veteran
+from bot.db.session import make_engine, make_session_factory, session_scope
+from bot.pii import PiiVault
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings, demo_veterans: Optional[int] = None) -> None:
+    """Migrate to the latest schema and load data/stations.yml; seed when asked and empty."""
+    from bot.services.stations import load_stations
+
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            stations = load_stations(session, settings.stations_file)
+            veterans = session.execute(select(func.count()).select_from(Veteran)).scalar()
+        log.info("database ready: %d stations, %d veterans", stations, veterans)
+        if demo_veterans and veterans == 0:
+            from bot.seed import seed
+
+            print(f"演示数据库为空，正在生成 {demo_veterans} 名演示退役军人…", flush=True)
+            seed(factory, PiiVault.from_settings(settings), demo_veterans, today=dt.date.today())
+    finally:
+        engine.dispose()

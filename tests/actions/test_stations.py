@@ -1,0 +1,151 @@
+"""action_find_station against a migrated SQLite database with data/stations.yml loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from actions import resources
+from actions import stations as station_actions
+from actions.stations import ActionFindStation
+from bot import idcard
+from bot.db.models import Station, Veteran, WechatBinding
+from bot.db.session import make_engine, make_session_factory, session_scope
+from bot.services.stations import SHANGHAI, load_stations
+from bot.settings import PROJECT_ROOT, Settings
+from tests.conftest import TEST_SECRET, make_tracker, user_event
+
+# A Thursday morning: every station is open.
+THURSDAY_10AM = dt.datetime(2026, 10, 15, 10, 0, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+def factory(sqlite_url, tmp_path, vault, monkeypatch):
+    engine = make_engine(sqlite_url)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
+    settings = Settings.from_env({
+        "VETBOT_DATABASE_URL": sqlite_url,
+        "VETBOT_SECRET_KEY": TEST_SECRET,
+        "VETBOT_VAR_DIR": str(tmp_path),
+        "VETBOT_SERVICE_PHONE": "021-69599999",
+    })
+    resources.use(settings, factory, vault)
+    monkeypatch.setattr(station_actions, "now", lambda: THURSDAY_10AM)
+    yield factory
+    resources.use()
+    engine.dispose()
+
+
+def bind_veteran(factory, vault, openid: str, street, community, station_code=None) -> None:
+    """A veteran on the roster, bound to this WeChat user."""
+    birth = dt.date(1970, 3, 8)
+    protected = vault.protect_id(idcard.make("310114", birth, 31))
+    with session_scope(factory) as session:
+        station = None
+        if station_code:
+            station = session.execute(select(Station).where(Station.code == station_code)).scalar_one()
+        veteran = Veteran(
+            name="李建军", id_hash=protected.lookup, id_cipher=protected.cipher, id_masked=protected.masked,
+            birth_date=birth, gender="男", district="嘉定区", street=street, community=community,
+            station=station,
+        )
+        session.add(veteran)
+        session.flush()
+        session.add(WechatBinding(openid=openid, veteran_id=veteran.id))
+
+
+async def reply(dispatcher, text, slots=None, **parse):
+    tracker = make_tracker([user_event(text, "find_station", **parse)], slots=slots)
+    events = await ActionFindStation().run(dispatcher, tracker, {})
+    assert events == []
+    assert len(dispatcher.messages) == 1
+    return dispatcher.messages[0]["text"]
+
+
+async def test_a_place_in_the_message(factory, dispatcher):
+    text = await reply(dispatcher, "菊园新区附近的服务站在哪", slots={"service_phone": "021-69590000"})
+    assert text.startswith("【菊园新区退役军人服务站】\n地址：")
+    assert "今日办公时间：9:00—11:30，13:30—17:00" in text
+    assert "现在正在办公" in text
+    assert text.endswith("如需其他帮助，请拨打服务电话 021-69590000。")
+
+
+async def test_the_station_entity_comes_first(factory, dispatcher):
+    entities = [{"entity": "station", "value": "南翔", "start": 1, "end": 3}]
+    text = await reply(dispatcher, "去南翔还是安亭好", entities=entities)
+    assert "【南翔镇退役军人服务站】" in text
+    assert "安亭" not in text
+
+
+async def test_a_community_comes_with_its_town_station(factory, dispatcher):
+    text = await reply(dispatcher, "我住在黄渡社区，去哪里办事")
+    assert text.startswith("为您找到以下服务站：")
+    assert text.index("【安亭镇黄渡社区退役军人服务站】") < text.index("【安亭镇退役军人服务站】")
+
+
+async def test_at_most_two_stations(factory, dispatcher):
+    text = await reply(dispatcher, "安亭、南翔、江桥哪个近")
+    assert text.count("【") == 2
+
+
+async def test_a_shared_location(factory, dispatcher):
+    slots = {"latitude": 31.2530, "longitude": 121.3295}  # near 江桥镇's station
+    text = await reply(dispatcher, "最近的服务站在哪", slots=slots)
+    assert text.startswith("离您发送的位置最近的服务站：\n\n【江桥镇退役军人服务站】\n距离：约0.")
+    assert text.count("【") == 2
+    assert text.endswith("如需其他帮助，请拨打服务电话 021-69599999。")  # no slot: the configured phone
+
+
+async def test_a_named_place_beats_the_shared_location(factory, dispatcher):
+    text = await reply(dispatcher, "外冈的服务站", slots={"latitude": 31.2530, "longitude": 121.3295})
+    assert text.startswith("【外冈镇退役军人服务站】")
+    assert "距离" not in text
+
+
+async def test_an_unusable_location_is_ignored(factory, dispatcher):
+    text = await reply(dispatcher, "最近的服务站在哪", slots={"latitude": "不知道", "longitude": None})
+    assert text.startswith("请告诉我您住在哪个街道（镇）或村（社区）")
+
+
+async def test_the_bound_veterans_household(factory, dispatcher, vault):
+    bind_veteran(factory, vault, "test-user", "马陆镇", "大裕村")
+    text = await reply(dispatcher, "最近的服务站在哪")
+    assert text.startswith("根据您登记的户籍所在地，您可以到以下服务站办理：")
+    assert text.index("【马陆镇大裕村退役军人服务站】") < text.index("【马陆镇退役军人服务站】")
+    assert "今日办公时间：8:30—11:00，13:00—16:00" in text  # a village's hours
+
+
+async def test_the_veterans_assigned_station_wins_over_the_address(factory, dispatcher, vault):
+    bind_veteran(factory, vault, "test-user", "马陆镇", "大裕村", station_code="JD-ML-BQ")
+    text = await reply(dispatcher, "服务站在哪")
+    assert "【马陆镇包桥村退役军人服务站】" in text
+    assert "大裕村" not in text
+
+
+async def test_another_users_binding_is_not_used(factory, dispatcher, vault):
+    bind_veteran(factory, vault, "someone-else", "马陆镇", "大裕村")
+    text = await reply(dispatcher, "服务站在哪")
+    assert "马陆" not in text
+
+
+async def test_no_evidence_asks_where_and_offers_the_centre(factory, dispatcher):
+    text = await reply(dispatcher, "最近的服务站在哪", slots={"service_phone": "021-69590000"})
+    assert text.startswith("请告诉我您住在哪个街道（镇）或村（社区）")
+    assert "发送您的位置" in text
+    assert "【嘉定区退役军人服务中心】\n地址：上海市嘉定区博乐路118号\n电话：021-69591000" in text
+    assert text.endswith("如需其他帮助，请拨打服务电话 021-69590000。")
+
+
+async def test_on_a_holiday_the_answer_says_when_to_come(factory, dispatcher, monkeypatch):
+    monkeypatch.setattr(station_actions, "now", lambda: dt.datetime(2026, 10, 2, 10, 0, tzinfo=SHANGHAI))
+    text = await reply(dispatcher, "安亭镇服务站今天开门吗")
+    assert "今日（国庆节假期）不办公。" in text
+    assert "下一个办公日：10月8日（周四）" in text
+
+
+def test_the_action_is_named_for_the_domain():
+    assert ActionFindStation().name() == "action_find_station"
