@@ -18,7 +18,6 @@ MARKERS = {
     "mobile": "[手机号已隐去]",
     "bank_card": "[银行卡号已隐去]",
 }
-LABELS = {"id_card": "身份证号", "mobile": "手机号", "bank_card": "银行卡号"}
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９ｘＸ＋－　", "0123456789xX+- ")
 # A run of digits, possibly split by single spaces or hyphens, possibly ending in X
@@ -79,8 +78,3 @@ def redact(text: str) -> Redaction:
         return Redaction(text, ())
     pieces.append(text[last:])
     return Redaction("".join(pieces), tuple(kinds))
-
-
-def kinds_in(text: str) -> List[str]:
-    """Which markers an already redacted text carries (for the dialogue)."""
-    return [kind for kind, marker in MARKERS.items() if marker in (text or "")]

@@ -46,6 +46,17 @@ def to_simplified(text: str) -> str:
     return "".join(chars)
 
 
+def blank_redaction_markers(text: str) -> str:
+    """Markers such as [身份证号已隐去] (bot.redaction) become spaces of the same length:
+    what the user asked should decide the intent, not the marker's words."""
+    from bot.redaction import MARKERS
+
+    for marker in MARKERS.values():
+        if marker in text:
+            text = text.replace(marker, " " * len(marker))
+    return text
+
+
 def normalize(text: str) -> str:
     """The normalisation every channel's text gets before the NLU sees it."""
-    return to_simplified(to_halfwidth(text))
+    return blank_redaction_markers(to_simplified(to_halfwidth(text)))

@@ -19,8 +19,8 @@ from bot.settings import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
 # Everything that shapes the model: the data, the domain, the pipeline and the
-# code of our own pipeline components.
-TRAINING_INPUTS = ("config.yml", "domain", "nlu_data", "bot/nlu")
+# code of our own pipeline components (with the text functions they call).
+TRAINING_INPUTS = ("config.yml", "domain", "nlu_data", "bot/nlu", "bot/text.py", "bot/redaction.py")
 
 
 def _input_files(root: Path) -> Iterable[Path]:

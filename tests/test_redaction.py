@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.redaction import kinds_in, redact
+from bot.redaction import MARKERS, redact
+from bot.text import normalize
 
 
 @pytest.mark.parametrize("text, kinds, kept", [
@@ -23,7 +24,10 @@ def test_personal_numbers_are_replaced(text, kinds, kept):
     result = redact(text)
     assert result.kinds == kinds
     assert result.text == kept
-    assert kinds_in(result.text) == sorted(kinds, key=["id_card", "mobile", "bank_card"].index)
+    # The NLU sees blanks where the markers are, at the same offsets.
+    blanked = normalize(result.text)
+    assert len(blanked) == len(result.text)
+    assert not any(marker in blanked for marker in MARKERS.values())
 
 
 @pytest.mark.parametrize("text", [

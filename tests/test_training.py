@@ -21,8 +21,12 @@ def test_fingerprint_follows_every_training_input(tmp_path):
     (root / "nlu_data" / "dictionary" / "domain.txt").write_text("优待证 300 n\n光荣牌 300 n\n", encoding="utf-8")
     second = training.training_fingerprint(root)
     assert second != first
+    (root / "bot").mkdir()
+    (root / "bot" / "text.py").write_text("# the normaliser the NLU calls", encoding="utf-8")
+    third = training.training_fingerprint(root)
+    assert third != second
     (root / "README.md").write_text("not a training input", encoding="utf-8")
-    assert training.training_fingerprint(root) == second
+    assert training.training_fingerprint(root) == third
 
 
 def test_current_model_is_the_latest_one_stamped_with_the_datas_fingerprint(tmp_path):

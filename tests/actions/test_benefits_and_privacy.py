@@ -60,21 +60,17 @@ async def test_unbound_user_is_offered_binding(records, dispatcher):
     assert [m["response"] for m in dispatcher.messages] == ["utter_benefits_need_binding"]
 
 
-async def test_privacy_notice_once_when_numbers_were_removed(dispatcher):
-    tracker = make_tracker([user_event("我的身份证号是[身份证号已隐去] 电话[手机号已隐去]", "query_my_benefits")])
+async def test_privacy_notice_and_back_to_listening(dispatcher):
+    tracker = make_tracker([user_event("你好", "greet")])
     events = await ActionPrivacyNotice().run(dispatcher, tracker, {})
-    assert events == [{"event": "slot", "timestamp": None, "name": "privacy_notice_given", "value": True}]
-    [message] = dispatcher.messages
-    assert message["response"] == "utter_privacy_notice" and message["removed"] == "身份证号、手机号"
+    assert [(e["event"], e.get("name")) for e in events] == [("slot", "privacy_notice_given"),
+                                                             ("action", "action_listen")]
+    assert events[0]["value"] is True
+    assert [m["response"] for m in dispatcher.messages] == ["utter_privacy_notice"]
 
 
 async def test_privacy_notice_not_repeated(dispatcher):
-    tracker = make_tracker([user_event("卡号[银行卡号已隐去]", "inform")], slots={"privacy_notice_given": True})
-    assert await ActionPrivacyNotice().run(dispatcher, tracker, {}) == []
-    assert dispatcher.messages == []
-
-
-async def test_privacy_notice_silent_for_ordinary_messages(dispatcher):
-    tracker = make_tracker([user_event("优待证怎么办理", "faq")])
-    assert await ActionPrivacyNotice().run(dispatcher, tracker, {}) == []
+    tracker = make_tracker([user_event("你好", "greet")], slots={"privacy_notice_given": True})
+    events = await ActionPrivacyNotice().run(dispatcher, tracker, {})
+    assert [(e["event"], e.get("name")) for e in events] == [("action", "action_listen")]
     assert dispatcher.messages == []

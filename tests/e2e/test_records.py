@@ -92,7 +92,8 @@ def test_personal_numbers_never_reach_the_tracker_store_or_the_logs(assistant):
         "bank": "6222020200001234567",
     }
     first = _say(assistant, sender, f"我的身份证号是{numbers['id']}，电话{numbers['mobile']}，帮我查查优待证")
-    assert "已被自动隐去" in first and "身份证号、手机号" in first
+    assert first.startswith("为保护您的隐私") and "已被自动隐去" in first
+    assert "优待证" in first.split("\n", 1)[1]  # and the question itself is still answered
     second = _say(assistant, sender, f"补助打到卡号 {numbers['bank'][:4]} {numbers['bank'][4:8]} "
                                       f"{numbers['bank'][8:12]} {numbers['bank'][12:]} 了吗")
     assert "已被自动隐去" not in second  # told once per conversation
