@@ -91,9 +91,10 @@ def test_personal_numbers_never_reach_the_tracker_store_or_the_logs(assistant):
         "mobile": "13912345678",
         "bank": "6222020200001234567",
     }
-    first = _say(assistant, sender, f"我的身份证号是{numbers['id']}，电话{numbers['mobile']}，帮我查查优待证")
+    first = _say(assistant, sender, f"我的优待证办好了没 身份证{numbers['id']} 手机{numbers['mobile']}")
     assert first.startswith("为保护您的隐私") and "已被自动隐去" in first
-    assert "优待证" in first.split("\n", 1)[1]  # and the question itself is still answered
+    answer = first.split("\n", 1)[1]  # and the question itself is still answered
+    assert "优待证" in answer or "待遇" in answer
     second = _say(assistant, sender, f"补助打到卡号 {numbers['bank'][:4]} {numbers['bank'][4:8]} "
                                       f"{numbers['bank'][8:12]} {numbers['bank'][12:]} 了吗")
     assert "已被自动隐去" not in second  # told once per conversation
@@ -107,7 +108,8 @@ def test_personal_numbers_never_reach_the_tracker_store_or_the_logs(assistant):
     logs = (var_dir / "serve.log").read_text(encoding="utf-8", errors="replace")
     # Positive controls: we are reading the right conversation and the debug log.
     assert sender in stored and "[身份证号已隐去]" in stored and "[银行卡号已隐去]" in stored
-    assert "[手机号已隐去]" in logs
+    # Rasa's structured debug lines escape non-ASCII characters as JSON does.
+    assert json.dumps("[手机号已隐去]")[1:-1] in logs or "[手机号已隐去]" in logs
     for haystack in (stored, logs):
         flat = re.sub(r"[\s\-]", "", haystack)
         for number in numbers.values():
