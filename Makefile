@@ -70,6 +70,8 @@ test: validate unit train
 bench-db: $(STAMP) postgres
 	$(PY) benchmarks/db_benchmark.py --backend sqlite
 	$(PY) benchmarks/db_benchmark.py --backend postgresql
+	$(PY) benchmarks/booking_benchmark.py --backend sqlite
+	$(PY) benchmarks/booking_benchmark.py --backend postgresql
 
 clean:
 	rm -rf reports models/*.tar.gz .pytest_cache

@@ -7,6 +7,7 @@
     vetbot evaluate   score the NLU on the held-out split and write the report
     vetbot db upgrade migrate the veteran database to the latest schema
     vetbot load-stations  (re)load the service network from data/stations.yml
+    vetbot load-services  (re)load bookable services and closures (data/services.yml, closures.yml)
     vetbot seed --veterans N      demo veterans (default 5,000)
     vetbot import-roster FILE     the bureau's roster (.xlsx / .csv, Chinese headers)
 """
@@ -93,6 +94,26 @@ def cmd_load_stations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_services(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+    from bot.db.session import session_scope
+    from bot.services.appointments import ServiceDataError, load_services
+
+    settings, engine, factory, _ = _database(args)
+    upgrade(settings.database_url)
+    try:
+        with session_scope(factory) as session:
+            count = load_services(session, settings.services_file, settings.closures_file)
+    except ServiceDataError as error:
+        problems = getattr(error, "problems", None) or [str(error)]
+        print("服务事项数据有误，未做任何更改：\n" + "\n".join(f"- {p}" for p in problems), file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"已载入 {count} 项可预约服务：{settings.services_file}（闭站安排：{settings.closures_file}）")
+    return 0
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     import time
 
@@ -168,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     stations.add_argument("file", nargs="?", default=None, help="default: data/stations.yml")
     stations.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
     stations.set_defaults(func=cmd_load_stations)
+
+    services = sub.add_parser("load-services", help="(re)load bookable services and closures")
+    services.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    services.set_defaults(func=cmd_load_services)
 
     seed = sub.add_parser("seed", help="demo veterans with realistic records")
     seed.add_argument("--veterans", type=int, default=5000, help="how many (default 5000)")

@@ -1,5 +1,6 @@
-"""Getting the veteran database ready: migrate, load the service network, and on a
-demo machine with an empty roster, demo veterans. `vetbot serve` calls this."""
+"""Getting the veteran database ready: migrate, load the service network and the
+bookable services, and on a demo machine with an empty roster, demo veterans.
+`vetbot serve` calls this."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def prepare(settings: Settings, demo_veterans: Optional[int] = None) -> None:
-    """Migrate to the latest schema and load data/stations.yml; seed when asked and empty."""
+    """Migrate to the latest schema and load the data files (stations, services,
+    closures); seed demo veterans when asked and the roster is empty."""
+    from bot.services.appointments import load_services
     from bot.services.stations import load_stations
 
     upgrade(settings.database_url)
@@ -28,6 +31,7 @@ def prepare(settings: Settings, demo_veterans: Optional[int] = None) -> None:
         factory = make_session_factory(engine)
         with session_scope(factory) as session:
             stations = load_stations(session, settings.stations_file)
+            load_services(session, settings.services_file, settings.closures_file)
             veterans = session.execute(select(func.count()).select_from(Veteran)).scalar()
         log.info("database ready: %d stations, %d veterans", stations, veterans)
         if demo_veterans and veterans == 0:

@@ -58,6 +58,8 @@ class Settings:
     var_dir: Path
     public_base_url: str
     stations_file: Path
+    services_file: Path
+    closures_file: Path
     demo_veterans: int
 
     def process_environment(self) -> Dict[str, str]:
@@ -104,4 +106,7 @@ class Settings:
             demo_veterans=int(_env(env, "VETBOT_DEMO_VETERANS",
                                    "0" if env.get("VETBOT_DATABASE_URL", "").strip() else "5000")),
             stations_file=Path(_env(env, "VETBOT_STATIONS_FILE", str(PROJECT_ROOT / "data" / "stations.yml"))),
+            # Bookable services and one-off closures (`vetbot load-services` reloads them).
+            services_file=Path(_env(env, "VETBOT_SERVICES_FILE", str(PROJECT_ROOT / "data" / "services.yml"))),
+            closures_file=Path(_env(env, "VETBOT_CLOSURES_FILE", str(PROJECT_ROOT / "data" / "closures.yml"))),
         )

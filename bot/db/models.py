@@ -26,8 +26,9 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.orm import backref, declarative_base, relationship
 
 # Named constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -270,3 +271,143 @@ class BindingLock(Base):
     openid = Column(String(64), primary_key=True)
     failures = Column(Integer, nullable=False, default=0)
     locked_until = Timestamp()
+
+
+# --- appointments (预约): services, the schedule, bookings, and the outbox -----------------
+
+APPOINTMENT_STATUSES = ("booked", "cancelled", "attended", "no_show")
+
+
+class Service(Base):
+    """A service a veteran can book (退役报到, 优待证办理 …), from data/services.yml."""
+
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("slot_minutes > 0 AND slot_minutes <= 480", name="slot_minutes"),
+        CheckConstraint("default_capacity > 0", name="default_capacity"),
+        CheckConstraint("horizon_days > 0", name="horizon_days"),
+        CheckConstraint("lead_minutes >= 0", name="lead_minutes"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), nullable=False, unique=True)
+    name = Column(String(50), nullable=False, unique=True)
+    aliases = Column(JSON, nullable=False, default=list)  # words users say: ["报到", "报道"]
+    slot_minutes = Column(Integer, nullable=False)
+    default_capacity = Column(Integer, nullable=False)
+    materials = Column(JSON, nullable=False, default=list)  # 请携带的材料, in the order to show them
+    note = Column(String(200))  # 温馨提示 shown with a booking, e.g. a legal deadline
+    position = Column(Integer, nullable=False, default=0)  # order in menus: the file's order
+    horizon_days = Column(Integer, nullable=False)  # bookable up to this many days ahead
+    lead_minutes = Column(Integer, nullable=False)  # not bookable within this many minutes from now
+
+
+class StationService(Base):
+    """A service offered at a station, with the seats per slot there."""
+
+    __tablename__ = "station_services"
+    __table_args__ = (
+        UniqueConstraint("station_id", "service_id", name="uq_station_services_station_service"),
+        CheckConstraint("capacity > 0", name="capacity"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="CASCADE"), nullable=False)
+    service_id = Column(Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False, index=True)
+    capacity = Column(Integer, nullable=False)
+
+    station = relationship("Station")
+    service = relationship("Service")
+
+
+class StationClosure(Base):
+    """A one-off closed day of a station (装修、集中学习 …), from data/closures.yml.
+
+    ``Station.closures`` (a backref, so that the stations table's class stays as it was)
+    lets ``bot.services.stations.hours_on`` answer "closed" on such a day."""
+
+    __tablename__ = "station_closures"
+    __table_args__ = (UniqueConstraint("station_id", "day", name="uq_station_closures_station_day"),)
+
+    id = Column(Integer, primary_key=True)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="CASCADE"), nullable=False)
+    day = Column(Date, nullable=False)
+    reason = Column(String(100), nullable=False)
+
+    station = relationship("Station", backref=backref("closures", order_by="StationClosure.day",
+                                                      cascade="all, delete-orphan"))
+
+
+class Slot(Base):
+    """One bookable time of a service at a station, materialised at its first booking.
+
+    ``booked`` only ever moves by an atomic UPDATE guarded by the check below, so
+    the database itself refuses an overbooking, whatever races above it."""
+
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("station_id", "service_id", "start", name="uq_slots_station_service_start"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="seats"),
+        CheckConstraint("capacity > 0", name="capacity"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="RESTRICT"), nullable=False)
+    service_id = Column(Integer, ForeignKey("services.id", ondelete="RESTRICT"), nullable=False)
+    start = Timestamp(nullable=False)  # UTC, like every timestamp here
+    capacity = Column(Integer, nullable=False)
+    booked = Column(Integer, nullable=False, default=0)
+
+
+class Appointment(Base):
+    """预约: one booking of a slot by a WeChat user (and the veteran, when bound)."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint("status IN ('booked', 'cancelled', 'attended', 'no_show')", name="status"),
+        CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_at"),
+        # A double tap or a WeChat retry cannot hold the same slot twice.
+        Index("uq_appointments_openid_slot_booked", "openid", "slot_id", unique=True,
+              sqlite_where=text("status = 'booked'"), postgresql_where=text("status = 'booked'")),
+        Index("ix_appointments_station_start", "station_id", "start"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(16), nullable=False, unique=True)  # 预约码, e.g. YY7KQ4M2XD
+    openid = Column(String(64), index=True)  # blanked when the user unfollows (statistics stay)
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="SET NULL"), index=True)
+    slot_id = Column(Integer, ForeignKey("slots.id", ondelete="RESTRICT"), nullable=False, index=True)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="RESTRICT"), nullable=False)
+    service_id = Column(Integer, ForeignKey("services.id", ondelete="RESTRICT"), nullable=False)
+    start = Timestamp(nullable=False)
+    status = Column(String(12), nullable=False, default="booked")
+    created_at = Timestamp(nullable=False, default=utcnow)
+    cancelled_at = Timestamp()
+
+    slot = relationship("Slot")
+    station = relationship("Station")
+    service = relationship("Service")
+
+
+class Outbox(Base):
+    """A message to send later through the customer-service API (reminders, complaint
+    updates …). Writers add rows in their own transaction; a delivery worker sends
+    the due ones (``sent_at IS NULL AND due_at <= now``) and records attempts."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_outbox_pending", "due_at", sqlite_where=text("sent_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL")),
+    )
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    kind = Column(String(40), nullable=False)  # appointment_reminder, complaint_update …
+    ref = Column(String(64), index=True)  # what it is about, e.g. appointment:YY7KQ4M2XD
+    payload = Column(JSON, nullable=False)
+    due_at = Timestamp(nullable=False)
+    created_at = Timestamp(nullable=False, default=utcnow)
+    sent_at = Timestamp()
+    attempts = Column(Integer, nullable=False, default=0)
+    last_error = Column(Text)

@@ -444,6 +444,9 @@ def erase_identity_data(session: Session, openid: str, now: dt.datetime) -> None
 
 def forget_openid(session: Session, vault: PiiVault, openid: str, now: dt.datetime) -> None:
     """On unsubscribe: every registered eraser runs, then the audit notes it (by hash)."""
+    # The modules that keep data under an OpenID register their erasers on import;
+    # import them here so that none is missed in a process that never loaded them.
+    import bot.services.appointments  # noqa: F401
     now = _utc(now)
     for eraser in personal_data_erasers():
         eraser(session, openid, now)

@@ -538,12 +538,23 @@ def _weekly(station: Station, weekday: int) -> List[Period]:
     return sorted((h.opens, h.closes) for h in station.hours if h.weekday == weekday)
 
 
+def closure_on(station: Station, day: dt.date) -> Optional[str]:
+    """The reason a station is closed on a date by a one-off closure (data/closures.yml), or None."""
+    for closure in getattr(station, "closures", None) or ():
+        if closure.day == day:
+            return closure.reason
+    return None
+
+
 def hours_on(station: Station, day: dt.date) -> List[Period]:
     """The (opens, closes) periods of a station on a date; empty when it is closed.
 
-    Closed on statutory holidays; on a 调休 make-up working day the station
-    keeps its Monday-to-Friday hours (those of the first weekday it opens).
+    Closed on statutory holidays and on its one-off closure days; on a 调休
+    make-up working day the station keeps its Monday-to-Friday hours (those of
+    the first weekday it opens).
     """
+    if closure_on(station, day) is not None:
+        return []
     status = day_status(day)
     if status.kind == "holiday":
         return []
@@ -606,7 +617,9 @@ def describe(station: Station, now: dt.datetime) -> str:
         note = "（调休工作日）" if status.kind == "makeup" else ""
         lines.append(f"今日{note}办公时间：{format_periods(periods)}")
     else:
-        reason = f"{status.holiday}假期" if status.kind == "holiday" else WEEKDAY_NAMES[today.weekday()]
+        reason = closure_on(station, today) or (
+            f"{status.holiday}假期" if status.kind == "holiday" else WEEKDAY_NAMES[today.weekday()]
+        )
         lines.append(f"今日（{reason}）不办公。")
     if any(opens <= moment < closes for opens, closes in periods):
         lines.append("现在正在办公，欢迎前来办理。")
