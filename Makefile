@@ -72,6 +72,7 @@ bench-db: $(STAMP) postgres
 	$(PY) benchmarks/db_benchmark.py --backend postgresql
 	$(PY) benchmarks/booking_benchmark.py --backend sqlite
 	$(PY) benchmarks/booking_benchmark.py --backend postgresql
+	$(PY) benchmarks/complaints_benchmark.py
 
 clean:
 	rm -rf reports models/*.tar.gz .pytest_cache

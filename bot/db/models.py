@@ -411,3 +411,102 @@ class Outbox(Base):
     sent_at = Timestamp()
     attempts = Column(Integer, nullable=False, default=0)
     last_error = Column(Text)
+
+
+# --- complaints and petitions (信访/投诉): the register, one case per matter (一案一册) -------
+
+COMPLAINT_CATEGORIES = ("待遇发放", "安置就业", "优待落实", "服务态度", "权益侵害", "其他")
+COMPLAINT_STATES = ("registered", "classified", "in_progress", "answered", "follow_up", "closed")
+REPLY_CHANNELS = ("bound_phone", "case_phone", "anonymous")
+COMPLAINT_RATINGS = ("满意", "基本满意", "不满意")
+CASE_EVENT_KINDS = ("transition", "note", "user_added_information", "attachment")
+
+
+def _one_of(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class ComplaintCounter(Base):
+    """The last case number given out on a day (Beijing time): raised by one atomic upsert
+    per registration, so that concurrent registrations never share a number."""
+
+    __tablename__ = "complaint_counters"
+    __table_args__ = (CheckConstraint("last_number > 0", name="last_number"),)
+
+    day = Column(Date, primary_key=True)
+    last_number = Column(Integer, nullable=False)
+
+
+class ComplaintCase(Base):
+    """信访/投诉 case: one matter a user raised, from registration to 办结 (bot.services.complaints).
+
+    Cases are never deleted (the petition register must be kept). On unfollow the
+    OpenID and the case phone are blanked; the matter itself stays."""
+
+    __tablename__ = "complaint_cases"
+    __table_args__ = (
+        CheckConstraint(_one_of("category", COMPLAINT_CATEGORIES), name="category"),
+        CheckConstraint(_one_of("state", COMPLAINT_STATES), name="state"),
+        CheckConstraint(_one_of("reply_channel", REPLY_CHANNELS), name="reply_channel"),
+        CheckConstraint("rating IS NULL OR " + _one_of("rating", COMPLAINT_RATINGS), name="rating"),
+        CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
+        CheckConstraint("reopened >= 0", name="reopened"),
+        CheckConstraint("(state = 'closed') = (closed_at IS NOT NULL)", name="closed_at"),
+        CheckConstraint("state NOT IN ('answered', 'follow_up') OR answer_text IS NOT NULL", name="answer"),
+        CheckConstraint("phone_hash IS NULL OR reply_channel = 'case_phone'", name="phone_channel"),
+        # The console's lists (list_cases): newest first within a state or a category,
+        # and the open cases past their deadline.
+        Index("ix_complaint_cases_state_id", "state", "id"),
+        Index("ix_complaint_cases_category_id", "category", "id"),
+        Index("ix_complaint_cases_state_due_at", "state", "due_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    case_number = Column(String(20), nullable=False, unique=True)  # TS20261122-0007
+    openid = Column(String(64), index=True)  # blanked when the user unfollows
+    veteran_id = Column(Integer, ForeignKey("veterans.id", ondelete="SET NULL"), index=True)
+    category = Column(String(10), nullable=False)
+    description = Column(Text, nullable=False)
+    place = Column(Text)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="SET NULL"), index=True)
+    reply_channel = Column(String(12), nullable=False)
+    phone_hash = Column(String(64))  # the case phone (reply_channel case_phone), as bot.pii stores it
+    phone_cipher = Column(Text)
+    phone_masked = Column(String(20))
+    urgent = Column(Boolean, nullable=False, default=False)
+    priority = Column(Integer, nullable=False, default=3)  # 1 highest … 3 normal
+    state = Column(String(12), nullable=False, default="registered")
+    assigned_to = Column(String(100))  # the department or station handling it
+    assigned_station_id = Column(Integer, ForeignKey("stations.id", ondelete="SET NULL"), index=True)
+    answer_text = Column(Text)  # 答复; for 不予受理, the reason given to the user
+    rating = Column(String(4))  # the user's latest rating
+    reopened = Column(Integer, nullable=False, default=0)  # times reopened after 不满意
+    accepted_at = Timestamp()  # 受理 (分类指导)
+    state_changed_at = Timestamp(nullable=False)
+    due_at = Timestamp()  # deadline of the current state; None once closed
+    created_at = Timestamp(nullable=False, default=utcnow)
+    updated_at = Timestamp(nullable=False, default=utcnow)
+    closed_at = Timestamp()
+
+
+class CaseEvent(Base):
+    """One line of a case's history. Append-only: nothing updates or deletes these rows,
+    not even the unfollow eraser (they hold no OpenID and no phone number)."""
+
+    __tablename__ = "complaint_events"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", CASE_EVENT_KINDS), name="kind"),
+        CheckConstraint("(kind = 'transition') = (to_state IS NOT NULL)", name="transition"),
+        CheckConstraint("from_state IS NULL OR " + _one_of("from_state", COMPLAINT_STATES), name="from_state"),
+        CheckConstraint("to_state IS NULL OR " + _one_of("to_state", COMPLAINT_STATES), name="to_state"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    case_id = Column(Integer, ForeignKey("complaint_cases.id", ondelete="RESTRICT"), nullable=False, index=True)
+    kind = Column(String(24), nullable=False)
+    from_state = Column(String(12))
+    to_state = Column(String(12))
+    action = Column(String(20))  # 登记 / 分类指导 / 承办 / 答复 / 回访 / 办结 / 不予受理 / 重新办理
+    actor = Column(String(50), nullable=False)  # 'user', 'bot', 'system' or a staff member's name
+    note = Column(Text)  # for 'attachment': "image:<WeChat media_id>"
+    happened_at = Timestamp(nullable=False, default=utcnow)

@@ -3,12 +3,22 @@ session per request or per action call (``with session_scope(factory) as s``).""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+
+log = logging.getLogger(__name__)
+
+# How long a write waits, in all, for SQLite's single write lock (execute_write).
+SQLITE_LOCK_WAIT = 30.0
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -47,3 +57,33 @@ def session_scope(factory: sessionmaker) -> Iterator[Session]:
             yield session
     finally:
         session.close()
+
+
+def _is_locked(error: OperationalError) -> bool:
+    return "database is locked" in str(error.orig)
+
+
+def execute_write(session: Session, statement, **options):
+    """Execute a write; on SQLite, wait for the database's single write lock.
+
+    SQLite lets one connection write at a time; the others wait in its busy
+    handler (busy_timeout, 10 s, above) and then fail with "database
+    is locked". Two hundred bookings racing for one slot can queue for longer
+    than that on a slow disk, and nothing guarantees a waiter its turn. The first
+    write of a transaction is the only one that can meet the lock (from then on
+    the connection holds it), and when it fails it has changed nothing and
+    released its read snapshot, so trying the same statement again, after a
+    random pause, is safe: the transaction simply starts later. PostgreSQL
+    locks rows, not the database, and never answers "locked".
+    """
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    pause = 0.005
+    while True:
+        try:
+            return session.execute(statement, execution_options=options)
+        except OperationalError as error:
+            if not _is_locked(error) or time.monotonic() > deadline:
+                raise
+            log.info("database locked; trying again")
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, 0.25)

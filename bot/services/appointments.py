@@ -27,10 +27,8 @@ import datetime as dt
 import enum
 import hashlib
 import logging
-import random
 import re
 import secrets
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 from sqlalchemy import and_, delete, false, func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.models import (
@@ -51,6 +49,7 @@ from bot.db.models import (
     StationClosure,
     StationService,
 )
+from bot.db.session import execute_write
 from bot.services.identity import register_personal_data_eraser
 from bot.text import normalize
 from bot.services.stations import (
@@ -72,7 +71,6 @@ CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out ove
 CODE_LENGTH = 8
 REMINDER_KIND = "appointment_reminder"
 REMINDER_TIME = dt.time(9, 0)  # Beijing time, the day before
-SQLITE_LOCK_WAIT = 30.0  # seconds book() keeps retrying a locked SQLite database
 LONGEST_SLOT = dt.timedelta(minutes=480)
 
 # --------------------------------------------------------------------------------------
@@ -1071,36 +1069,6 @@ def _lock_key(kind: str, value: object) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _is_locked(error: OperationalError) -> bool:
-    return "database is locked" in str(error.orig)
-
-
-def _write(session: Session, statement, **options):
-    """Execute a write; on SQLite, wait for the database's single write lock.
-
-    SQLite lets one connection write at a time; the others wait in its busy
-    handler (busy_timeout, 10 s in bot.db.session) and then fail with "database
-    is locked". Two hundred bookings racing for one slot can queue for longer
-    than that on a slow disk, and nothing guarantees a waiter its turn. The first
-    write of a transaction is the only one that can meet the lock (from then on
-    the connection holds it), and when it fails it has changed nothing and
-    released its read snapshot, so trying the same statement again, after a
-    random pause, is safe: the transaction simply starts later. PostgreSQL
-    locks rows, not the database, and never answers "locked".
-    """
-    deadline = time.monotonic() + SQLITE_LOCK_WAIT
-    pause = 0.005
-    while True:
-        try:
-            return session.execute(statement, execution_options=options)
-        except OperationalError as error:
-            if not _is_locked(error) or time.monotonic() > deadline:
-                raise
-            log.info("database locked; trying again")
-            time.sleep(random.uniform(0, pause))
-            pause = min(pause * 2, 0.25)
-
-
 def _serialise_user(session: Session, openid: Optional[str], veteran_id: Optional[int]) -> None:
     """Writes for the same user one at a time, so that the duplicate and limit checks
     see each other's bookings. PostgreSQL: transaction-scoped advisory locks, taken
@@ -1128,7 +1096,7 @@ def _slot_row(session: Session, offer: _Offer, start_utc: dt.datetime) -> int:
                  .values(station_id=offer.station.id, service_id=offer.service.id, start=start_utc,
                          capacity=offer.capacity, booked=0)
                  .on_conflict_do_nothing(index_elements=["station_id", "service_id", "start"]))
-    _write(session, statement)
+    execute_write(session, statement)
     return session.execute(
         select(Slot.id).where(Slot.station_id == offer.station.id, Slot.service_id == offer.service.id,
                               Slot.start == start_utc)
@@ -1269,7 +1237,7 @@ def book(session: Session, openid: str, station_id: int, service_code: str, star
 
 def _cancel_row(session: Session, appointment: Appointment, now: dt.datetime) -> bool:
     """Cancel a booked appointment and free its seat; False if it was not booked any more."""
-    changed = _write(
+    changed = execute_write(
         session,
         update(Appointment).where(Appointment.id == appointment.id, Appointment.status == "booked")
         .values(status="cancelled", cancelled_at=_utc(now)),
@@ -1362,7 +1330,7 @@ def erase_appointment_data(session: Session, openid: str, now: dt.datetime) -> N
     ).scalars().all()
     for row in rows:
         _cancel_row(session, row, now)
-    _write(session, delete(Outbox).where(Outbox.openid == openid), synchronize_session=False)
+    execute_write(session, delete(Outbox).where(Outbox.openid == openid), synchronize_session=False)
     session.execute(update(Appointment).where(Appointment.openid == openid).values(openid=None, veteran_id=None),
                     execution_options={"synchronize_session": False})
 
