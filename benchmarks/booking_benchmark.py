@@ -43,7 +43,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Appointment, Service, Slot, Station  # noqa: E402
-from bot.db.session import make_engine, make_session_factory, session_scope  # noqa: E402
+from bot.db.session import as_utc, make_engine, make_session_factory, session_scope  # noqa: E402
 from bot.services import appointments as ap  # noqa: E402
 from bot.services.stations import SHANGHAI, load_stations  # noqa: E402
 
@@ -142,7 +142,7 @@ def _materialise_year(factory, station_code: str, rng: random.Random) -> int:
             booked = rng.choice([0, 1, 2, slot.free, slot.free])  # some full
             rows.append(dict(station_id=station_id, service_id=service.id, capacity=slot.free, booked=booked,
                              start=slot.start.astimezone(dt.timezone.utc)))
-        existing = {ap._utc(s) for s in session.execute(select(Slot.start).where(Slot.station_id == station_id))
+        existing = {as_utc(s) for s in session.execute(select(Slot.start).where(Slot.station_id == station_id))
                     .scalars()}
         rows = [r for r in rows if r["start"] not in existing]
         if rows:

@@ -3,6 +3,7 @@ session per request or per action call (``with session_scope(factory) as s``).""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
@@ -42,6 +43,23 @@ def make_engine(url: str, **kwargs) -> Engine:
             conn.exec_driver_sql("PRAGMA journal_mode = WAL")
         return engine
     return create_engine(url, future=True, pool_pre_ping=True, **kwargs)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Aware UTC. SQLite hands stored timestamps back naive; they were stored as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def dialect_insert(session: Session, model):
+    """INSERT for this session's database, with its ON CONFLICT clauses (PostgreSQL
+    or SQLite, the two the project runs on)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

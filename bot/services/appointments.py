@@ -49,7 +49,7 @@ from bot.db.models import (
     StationClosure,
     StationService,
 )
-from bot.db.session import execute_write
+from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.services.identity import register_personal_data_eraser
 from bot.text import normalize
 from bot.services.stations import (
@@ -388,7 +388,7 @@ def load_services(session: Session, path_services: Union[str, Path],
     The closures in the database become exactly those of the closures file.
     Raises ServiceDataError, naming the entry and the field, for a bad file.
     """
-    now = _utc(now or dt.datetime.now(dt.timezone.utc))
+    now = as_utc(now or dt.datetime.now(dt.timezone.utc))
     stations = {s.code: s for s in session.execute(select(Station)).scalars()}
     path_services = Path(path_services)
     try:
@@ -530,16 +530,10 @@ def service_name(session: Session, service_code: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """Aware UTC. A naive value is UTC (SQLite hands stored timestamps back naive)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
 
 def _local(value: dt.datetime) -> dt.datetime:
     """Beijing time, for a value read from the database (naive = UTC)."""
-    return _utc(value).astimezone(SHANGHAI)
+    return as_utc(value).astimezone(SHANGHAI)
 
 
 def _at(day: dt.date, moment: dt.time) -> dt.datetime:
@@ -628,10 +622,10 @@ def _taken(session: Session, offer: _Offer, first: dt.datetime, last: dt.datetim
     rows = session.execute(
         select(Slot.start, Slot.capacity, Slot.booked).where(
             Slot.station_id == offer.station.id, Slot.service_id == offer.service.id,
-            Slot.start >= _utc(first), Slot.start <= _utc(last),
+            Slot.start >= as_utc(first), Slot.start <= as_utc(last),
         )
     )
-    return {_utc(start): (capacity, booked) for start, capacity, booked in rows}
+    return {as_utc(start): (capacity, booked) for start, capacity, booked in rows}
 
 
 def _free_slots(session: Session, offer: _Offer, first_day: dt.date, last_day: dt.date,
@@ -737,7 +731,7 @@ def _check(session: Session, offer: _Offer, start: dt.datetime, now: dt.datetime
         return Availability(NOT_SLOT_START, **base)
     capacity, booked = (offer.capacity, 0)
     if count_seats:
-        capacity, booked = _taken(session, offer, start, start).get(_utc(start), (offer.capacity, 0))
+        capacity, booked = _taken(session, offer, start, start).get(as_utc(start), (offer.capacity, 0))
     slot = SlotView(offer.station.id, offer.service.code, start, start + offer.length, capacity - booked)
     if capacity - booked <= 0:
         return Availability(FULL, slot=slot, **base)
@@ -991,7 +985,7 @@ def _open(session: Session, openid: str, veteran_id: Optional[int], now: dt.date
           exclude: Optional[int] = None) -> List[AppointmentView]:
     """Booked and not yet over (a slot in progress still counts)."""
     condition = and_(_whose(openid, veteran_id), Appointment.status == "booked",
-                     Appointment.start > _utc(now) - LONGEST_SLOT)
+                     Appointment.start > as_utc(now) - LONGEST_SLOT)
     if exclude is not None:
         condition = and_(condition, Appointment.id != exclude)
     return [v for v in _views(session, condition) if v.end > now]
@@ -1025,7 +1019,7 @@ def find(session: Session, openid: str, code: str, veteran_id: Optional[int] = N
 def upcoming(session: Session, openid: str, now: dt.datetime, veteran_id: Optional[int] = None) -> List[AppointmentView]:
     """This user's booked appointments that are not over yet, soonest first; with
     ``veteran_id``, also those made for the veteran from another OpenID."""
-    return _open(session, openid, veteran_id, _utc(now))
+    return _open(session, openid, veteran_id, as_utc(now))
 
 
 # --------------------------------------------------------------------------------------
@@ -1081,18 +1075,10 @@ def _serialise_user(session: Session, openid: Optional[str], veteran_id: Optiona
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _insert_ignore(session: Session, model):
-    dialect = _dialect(session)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model)
-
 
 def _slot_row(session: Session, offer: _Offer, start_utc: dt.datetime) -> int:
     """The slot's id, writing its row first if nobody has booked it yet."""
-    statement = (_insert_ignore(session, Slot)
+    statement = (dialect_insert(session, Slot)
                  .values(station_id=offer.station.id, service_id=offer.service.id, start=start_utc,
                          capacity=offer.capacity, booked=0)
                  .on_conflict_do_nothing(index_elements=["station_id", "service_id", "start"]))
@@ -1138,7 +1124,7 @@ def _enqueue_reminder(session: Session, openid: str, view: AppointmentView, now:
     }
     session.execute(Outbox.__table__.insert().values(
         openid=openid, kind=REMINDER_KIND, ref=_reminder_ref(view.code), payload=payload,
-        due_at=_utc(reminder_due(view.start, now)), created_at=_utc(now), attempts=0,
+        due_at=as_utc(reminder_due(view.start, now)), created_at=as_utc(now), attempts=0,
     ))
 
 
@@ -1157,10 +1143,10 @@ def _book(session: Session, openid: str, station_id: int, service_code: str, sta
           now: dt.datetime, veteran_id: Optional[int], replacing: Optional[Appointment] = None) -> BookingResult:
     if not openid:
         raise ValueError("a booking needs the user's OpenID")
-    now = _utc(now)
+    now = as_utc(now)
     offer = _offer(session, station_id, service_code)
     start = local_time(start)
-    start_utc = _utc(start)
+    start_utc = as_utc(start)
 
     def result(status: BookingStatus, row: Appointment, **extra) -> BookingResult:
         return BookingResult(status, _view(row, offer.service, offer.station), **extra)
@@ -1240,7 +1226,7 @@ def _cancel_row(session: Session, appointment: Appointment, now: dt.datetime) ->
     changed = execute_write(
         session,
         update(Appointment).where(Appointment.id == appointment.id, Appointment.status == "booked")
-        .values(status="cancelled", cancelled_at=_utc(now)),
+        .values(status="cancelled", cancelled_at=as_utc(now)),
         synchronize_session=False,
     ).rowcount
     if not changed:
@@ -1261,11 +1247,11 @@ def cancel(session: Session, openid: str, code: str, now: dt.datetime,
     before: cancelling twice is harmless); anything else means it could not be
     cancelled because it has begun or is over.
     """
-    now = _utc(now)
+    now = as_utc(now)
     row = _row_by_code(session, openid, code, veteran_id)
     if row is None:
         return None
-    if row.status == "booked" and _utc(row.start) > now:
+    if row.status == "booked" and as_utc(row.start) > now:
         _serialise_user(session, openid, veteran_id)
         if _cancel_row(session, row, now):
             log.info("appointment cancelled", extra={"code": row.code})
@@ -1282,15 +1268,15 @@ def reschedule(session: Session, openid: str, code: str, new_start: dt.datetime,
     as it was. NOT_FOUND / NOT_CHANGEABLE when the code is not this user's or is
     no longer upcoming; DUPLICATE (the old appointment) for the same time.
     """
-    now = _utc(now)
+    now = as_utc(now)
     old = _row_by_code(session, openid, code, veteran_id)
     if old is None:
         return BookingResult(BookingStatus.NOT_FOUND)
     service = session.get(Service, old.service_id)
     station = session.get(Station, old.station_id)
-    if old.status != "booked" or _utc(old.start) <= now:
+    if old.status != "booked" or as_utc(old.start) <= now:
         return BookingResult(BookingStatus.NOT_CHANGEABLE, _view(old, service, station))
-    if _utc(local_time(new_start)) == _utc(old.start):
+    if as_utc(local_time(new_start)) == as_utc(old.start):
         return BookingResult(BookingStatus.DUPLICATE, _view(old, service, station))
     outcome = _book(session, openid, old.station_id, service.code, new_start, now,
                     veteran_id if veteran_id is not None else old.veteran_id, replacing=old)
@@ -1305,7 +1291,7 @@ def reschedule(session: Session, openid: str, code: str, new_start: dt.datetime,
 def affected_by_closures(session: Session, now: dt.datetime) -> List[AppointmentView]:
     """Upcoming booked appointments that fall on a day their station is now closed
     (a closure added after they were made): staff should contact these users."""
-    candidates = _views(session, and_(Appointment.status == "booked", Appointment.start > _utc(now)))
+    candidates = _views(session, and_(Appointment.status == "booked", Appointment.start > as_utc(now)))
     if not candidates:
         return []
     closed = {(c.station_id, c.day) for c in session.execute(select(StationClosure)).scalars()}
@@ -1322,7 +1308,7 @@ def erase_appointment_data(session: Session, openid: str, now: dt.datetime) -> N
     """On unfollow: cancel this OpenID's upcoming bookings (their seats free up), delete
     its outbox messages, and cut the link to the person on every appointment it made:
     the rows stay, without OpenID and veteran, for the statistics."""
-    now = _utc(now)
+    now = as_utc(now)
     _serialise_user(session, openid, None)
     rows = session.execute(
         select(Appointment).where(Appointment.openid == openid, Appointment.status == "booked",

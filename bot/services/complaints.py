@@ -48,7 +48,7 @@ from bot.db.models import (
     Outbox,
     Station,
 )
-from bot.db.session import execute_write
+from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.pii import PiiVault, normalize_phone
 from bot.redaction import redact
 from bot.services.identity import register_personal_data_eraser
@@ -302,7 +302,7 @@ def _due(state: str, entered: dt.datetime, accepted_at: Optional[dt.datetime], r
     if rule is None:
         return None
     start = accepted_at if rule.counted_from == "accepted" and accepted_at is not None else entered
-    return _end_of(period_end(local_time(_utc(start)).date(), rule.days, rule.working_days))
+    return _end_of(period_end(local_time(as_utc(start)).date(), rule.days, rule.working_days))
 
 
 # --------------------------------------------------------------------------------------
@@ -339,15 +339,9 @@ def is_urgent(text: str, rules: Optional[ComplaintRules] = None) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """Aware UTC. A naive value is UTC (SQLite hands stored timestamps back naive)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
 
 def _local(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    return None if value is None else _utc(value).astimezone(SHANGHAI)
+    return None if value is None else as_utc(value).astimezone(SHANGHAI)
 
 
 @dataclass(frozen=True)
@@ -416,7 +410,7 @@ def _view(row: ComplaintCase, now: dt.datetime, rules: ComplaintRules) -> CaseVi
         answer_text=row.answer_text, rating=row.rating, reopened=row.reopened, veteran_id=row.veteran_id,
         created_at=_local(row.created_at), accepted_at=_local(row.accepted_at),
         state_changed_at=_local(row.state_changed_at), due_at=due_at, closed_at=_local(row.closed_at),
-        reply_by=reply_by, is_overdue=row.state != "closed" and row.due_at is not None and _utc(row.due_at) < _utc(now),
+        reply_by=reply_by, is_overdue=row.state != "closed" and row.due_at is not None and as_utc(row.due_at) < as_utc(now),
         rejected=row.state == "closed" and row.accepted_at is None,
     )
 
@@ -467,7 +461,7 @@ def _row_for_user(session: Session, case_number: str, openid: str, veteran_id: O
 
 
 def _now(now: Optional[dt.datetime]) -> dt.datetime:
-    return _utc(now) if now is not None else dt.datetime.now(dt.timezone.utc)
+    return as_utc(now) if now is not None else dt.datetime.now(dt.timezone.utc)
 
 
 # --------------------------------------------------------------------------------------
@@ -475,19 +469,12 @@ def _now(now: Optional[dt.datetime]) -> dt.datetime:
 # --------------------------------------------------------------------------------------
 
 
-def _upsert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(ComplaintCounter)
-
 
 def _next_number(session: Session, day: dt.date) -> str:
     """The day's next case number. One upsert raises the counter atomically: on PostgreSQL
     the row lock makes a concurrent registration wait until this transaction ends, on
     SQLite the single write lock does; a rolled-back registration gives its number back."""
-    statement = _upsert(session).values(day=day, last_number=1)
+    statement = dialect_insert(session, ComplaintCounter).values(day=day, last_number=1)
     statement = statement.on_conflict_do_update(
         index_elements=[ComplaintCounter.day], set_={"last_number": ComplaintCounter.last_number + 1})
     execute_write(session, statement)
@@ -529,7 +516,7 @@ def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_i
     for a missing description, an unknown category or channel, or a wrong phone.
     """
     rules = rules or default_rules()
-    now = _utc(now)
+    now = as_utc(now)
     description = _clean_text(description, "您要反映的问题")
     place = _clean_text(place, "地点", required=False)
     if category is None:
@@ -596,7 +583,7 @@ def _transition(session: Session, row: ComplaintCase, to_state: str, action: str
 
     The UPDATE is guarded by the state read, so two staff members acting on the same
     case at once cannot both move it: the second gets InvalidTransition."""
-    now = _utc(now)
+    now = as_utc(now)
     _check(row, to_state, action)
     accepted_at = values.get("accepted_at", row.accepted_at)
     anchor_accepted = None if action == REOPEN else accepted_at  # a reopened case counts anew
@@ -637,13 +624,13 @@ def classify(session: Session, case_id: int, actor: str, category: str, assigned
         raise ComplaintError("优先级只能是1（最高）、2或3（一般）。")
     row = _row(session, case_id)
     values = dict(category=category, assigned_to=assigned_to.strip()[:100], assigned_station_id=station_id,
-                  accepted_at=_utc(now))
+                  accepted_at=as_utc(now))
     if priority is not None:
         values["priority"] = priority
     changed = f"类别由“{row.category}”改为“{category}”；" if category != row.category else ""
     text_ = f"{changed}转{values['assigned_to']}办理" + (f"。{note}" if note else "")
     row = _transition(session, row, "classified", CLASSIFY, actor, now, rules, note=text_, **values)
-    return _view(row, _utc(now), rules)
+    return _view(row, as_utc(now), rules)
 
 
 def start_handling(session: Session, case_id: int, actor: str, note: Optional[str] = None, *,
@@ -651,7 +638,7 @@ def start_handling(session: Session, case_id: int, actor: str, note: Optional[st
     """承办: the assigned unit takes the case up; the answer is due 60日 from acceptance."""
     rules = rules or default_rules()
     row = _transition(session, _row(session, case_id), "in_progress", HANDLE, actor, now, rules, note=note)
-    return _view(row, _utc(now), rules)
+    return _view(row, as_utc(now), rules)
 
 
 def answer(session: Session, case_id: int, actor: str, answer_text: str, note: Optional[str] = None, *,
@@ -663,8 +650,8 @@ def answer(session: Session, case_id: int, actor: str, answer_text: str, note: O
         raise ComplaintError("答复内容不能为空。")
     row = _transition(session, _row(session, case_id), "answered", ANSWER, actor, now, rules, note=note,
                       answer_text=text_)
-    _notify(session, row, ANSWER_KIND, _utc(now), {"answer": text_, "assigned_to": row.assigned_to})
-    return _view(row, _utc(now), rules)
+    _notify(session, row, ANSWER_KIND, as_utc(now), {"answer": text_, "assigned_to": row.assigned_to})
+    return _view(row, as_utc(now), rules)
 
 
 def start_follow_up(session: Session, case_id: int, actor: str, note: Optional[str] = None, *,
@@ -672,8 +659,8 @@ def start_follow_up(session: Session, case_id: int, actor: str, note: Optional[s
     """回访: ask the user to rate the handling (through the outbox unless anonymous)."""
     rules = rules or default_rules()
     row = _transition(session, _row(session, case_id), "follow_up", FOLLOW_UP, actor, now, rules, note=note)
-    view = _view(row, _utc(now), rules)
-    _notify(session, row, FOLLOW_UP_KIND, _utc(now), {"until": view.due_on.isoformat()})
+    view = _view(row, as_utc(now), rules)
+    _notify(session, row, FOLLOW_UP_KIND, as_utc(now), {"until": view.due_on.isoformat()})
     return view
 
 
@@ -682,7 +669,7 @@ def close(session: Session, case_id: int, actor: str, note: Optional[str] = None
     """办结 by staff, from 回访 (e.g. the user gave no rating within the window)."""
     rules = rules or default_rules()
     row = _transition(session, _row(session, case_id), "closed", CLOSE, actor, now, rules, note=note)
-    return _view(row, _utc(now), rules)
+    return _view(row, as_utc(now), rules)
 
 
 def reject(session: Session, case_id: int, actor: str, reason: str, *, now: dt.datetime,
@@ -694,8 +681,8 @@ def reject(session: Session, case_id: int, actor: str, reason: str, *, now: dt.d
         raise ComplaintError("不予受理须说明理由，理由会告知反映人。")
     row = _transition(session, _row(session, case_id), "closed", REJECT, actor, now, rules, note=reason,
                       answer_text=reason)
-    _notify(session, row, REJECTED_KIND, _utc(now), {"reason": reason})
-    return _view(row, _utc(now), rules)
+    _notify(session, row, REJECTED_KIND, as_utc(now), {"reason": reason})
+    return _view(row, as_utc(now), rules)
 
 
 def rate(session: Session, case_number: str, openid: str, rating: str, now: dt.datetime,
@@ -709,7 +696,7 @@ def rate(session: Session, case_number: str, openid: str, rating: str, now: dt.d
     ComplaintError for a rating that is not one of the three.
     """
     rules = rules or default_rules()
-    now = _utc(now)
+    now = as_utc(now)
     row = _row_for_user(session, case_number, openid, veteran_id)
     if row is None:
         return None
@@ -735,7 +722,7 @@ def rate(session: Session, case_number: str, openid: str, rating: str, now: dt.d
 def _user_addition(session: Session, case_number: str, openid: str, veteran_id: Optional[int], kind: str,
                    note: str, now: dt.datetime, rules: Optional[ComplaintRules]) -> Optional[CaseView]:
     rules = rules or default_rules()
-    now = _utc(now)
+    now = as_utc(now)
     row = _row_for_user(session, case_number, openid, veteran_id)
     if row is None:
         return None
@@ -772,7 +759,7 @@ def add_note(session: Session, case_id: int, actor: str, note: str, *, now: dt.d
              rules: Optional[ComplaintRules] = None) -> CaseView:
     """A staff member's internal note (never shown to the user); any state, closed too."""
     rules = rules or default_rules()
-    now = _utc(now)
+    now = as_utc(now)
     note = (note or "").strip()
     if not note:
         raise ComplaintError("备注不能为空。")
@@ -811,7 +798,7 @@ def open_duplicate(session: Session, openid: str, category: str, now: dt.datetim
                    ) -> Optional[CaseView]:
     """The user's open case of the same category filed within the last 24 hours (the
     newest), so that the chat can offer to add to it instead of opening another."""
-    now = _utc(now)
+    now = as_utc(now)
     row = session.execute(_fresh(
         select(ComplaintCase).where(_whose(openid, veteran_id), ComplaintCase.category == category,
                                     ComplaintCase.state != "closed",
@@ -821,7 +808,7 @@ def open_duplicate(session: Session, openid: str, category: str, now: dt.datetim
 
 
 def _overdue_condition(now: dt.datetime):
-    return and_(ComplaintCase.state.in_(OPEN_STATES), ComplaintCase.due_at < _utc(now))
+    return and_(ComplaintCase.state.in_(OPEN_STATES), ComplaintCase.due_at < as_utc(now))
 
 
 def _filters(state, category, station_id, overdue, urgent, now) -> list:
@@ -837,7 +824,7 @@ def _filters(state, category, station_id, overdue, urgent, now) -> list:
         conditions.append(_overdue_condition(now))
     elif overdue is False:
         conditions.append(or_(ComplaintCase.state == "closed", ComplaintCase.due_at.is_(None),
-                              ComplaintCase.due_at >= _utc(now)))
+                              ComplaintCase.due_at >= as_utc(now)))
     if urgent is not None:
         conditions.append(ComplaintCase.urgent.is_(bool(urgent)))
     return conditions
@@ -853,7 +840,7 @@ def list_cases(session: Session, state: Optional[str] = None, category: Optional
         select(ComplaintCase).where(*_filters(state, category, station_id, overdue, urgent, now))
         .order_by(ComplaintCase.id.desc()).limit(limit).offset(offset))).scalars().all()
     rules = rules or default_rules()
-    return [_view(r, _utc(now), rules) for r in rows]
+    return [_view(r, as_utc(now), rules) for r in rows]
 
 
 def count_cases(session: Session, state: Optional[str] = None, category: Optional[str] = None,
@@ -871,14 +858,14 @@ def overdue(session: Session, now: dt.datetime, *, limit: Optional[int] = None,
     if limit is not None:
         query = query.limit(limit)
     rules = rules or default_rules()
-    return [_view(r, _utc(now), rules) for r in session.execute(_fresh(query)).scalars()]
+    return [_view(r, as_utc(now), rules) for r in session.execute(_fresh(query)).scalars()]
 
 
 def get_case(session: Session, case_id: int, *, now: dt.datetime,
              rules: Optional[ComplaintRules] = None) -> Optional[CaseView]:
     """One case by id, for the console (staff see every case)."""
     row = session.get(ComplaintCase, case_id, populate_existing=True)
-    return None if row is None else _view(row, _utc(now), rules or default_rules())
+    return None if row is None else _view(row, as_utc(now), rules or default_rules())
 
 
 def history(session: Session, case_id: int) -> List[EventView]:
@@ -945,7 +932,7 @@ def erase_complaint_data(session: Session, openid: str, now: dt.datetime) -> Non
     a petition register must be kept (信访档案), and the bound veteran's link stays with
     it as part of the bureau's record of who petitioned (only the WeChat identifiers and
     the number given for replies go). A note in each case's history says so."""
-    now = _utc(now)
+    now = as_utc(now)
     ids = session.execute(select(ComplaintCase.id).where(ComplaintCase.openid == openid)).scalars().all()
     execute_write(session, delete(Outbox).where(Outbox.openid == openid, Outbox.kind.in_(OUTBOX_KINDS)),
            synchronize_session=False)
@@ -971,7 +958,7 @@ def short_description(view: CaseView) -> str:
 
 def status_text(view: CaseView, now: dt.datetime) -> str:
     """The status in plain Chinese: the last step with its date, and what happens next."""
-    today = local_time(_utc(now)).date()
+    today = local_time(as_utc(now)).date()
     head = f"您反映的问题（{view.case_number}）"
     since = _day(view.state_changed_at, today)
     by = _day(view.reply_by, today) if view.reply_by else None
@@ -1003,7 +990,7 @@ def status_text(view: CaseView, now: dt.datetime) -> str:
 def describe_case(view: CaseView, now: dt.datetime) -> str:
     """The block shown after registering and on "我的投诉": number, category, status."""
     lines = [f"编号：{view.case_number}", f"类别：{view.category}", f"状态：{view.state_name}",
-             f"登记时间：{_day(view.created_at, local_time(_utc(now)).date())}"]
+             f"登记时间：{_day(view.created_at, local_time(as_utc(now)).date())}"]
     if view.phone_masked:
         lines.append(f"答复电话：{view.phone_masked}")
     lines.append(status_text(view, now))

@@ -30,6 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import BindingAudit, BindingLink, BindingLock, Veteran, WechatBinding
+from bot.db.session import as_utc, dialect_insert
 from bot.pii import PiiVault, mask_phone, normalize_phone
 from bot.services.sms import CodeSender
 
@@ -50,16 +51,10 @@ NEW_LINK_HINT = "请返回微信对话，向助手发送“绑定身份”获取
 # --- small helpers -------------------------------------------------------------------
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """Aware UTC. SQLite hands back naive datetimes; they were stored as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
 
 def format_beijing(when: dt.datetime) -> str:
     """``14:35`` in Beijing time, the clock the user reads."""
-    return _utc(when).astimezone(BEIJING).strftime("%H:%M")
+    return as_utc(when).astimezone(BEIJING).strftime("%H:%M")
 
 
 _DOTS = str.maketrans({c: "·" for c in "•・．.‧∙⋅"})
@@ -102,7 +97,7 @@ def _audit(session: Session, vault: PiiVault, openid: str, event: str, now: dt.d
 
 
 def make_token(vault: PiiVault, nonce: str, expires_at: dt.datetime) -> str:
-    payload = f"{nonce}.{int(_utc(expires_at).timestamp())}"
+    payload = f"{nonce}.{int(as_utc(expires_at).timestamp())}"
     return f"{payload}.{_link_signature(vault, payload)}"
 
 
@@ -154,8 +149,8 @@ def locked_until(session: Session, openid: str, now: dt.datetime) -> Optional[dt
     lock = session.get(BindingLock, openid)
     if lock is None or lock.locked_until is None:
         return None
-    until = _utc(lock.locked_until)
-    return until if until > _utc(now) else None
+    until = as_utc(lock.locked_until)
+    return until if until > as_utc(now) else None
 
 
 def locked_message(until: dt.datetime) -> str:
@@ -166,7 +161,7 @@ def locked_message(until: dt.datetime) -> str:
 def issue_link(session: Session, vault: PiiVault, openid: str, base_url: str,
                now: dt.datetime) -> LinkIssue:
     """A one-time link ``<base_url>/bind?t=<token>`` for this OpenID, valid 10 minutes."""
-    now = _utc(now)
+    now = as_utc(now)
     until = locked_until(session, openid, now)
     if until is not None:
         return LinkIssue(refusal=locked_message(until), locked_until=until)
@@ -186,7 +181,7 @@ def issue_link(session: Session, vault: PiiVault, openid: str, base_url: str,
 def check_link(session: Session, vault: PiiVault, token: str, now: dt.datetime,
                for_update: bool = False) -> Union[BindingLink, LinkProblem]:
     """The link row of a usable token, or why the token cannot be used."""
-    now = _utc(now)
+    now = as_utc(now)
     read = read_token(vault, token)
     if read is None:
         return LinkProblem.INVALID
@@ -199,7 +194,7 @@ def check_link(session: Session, vault: PiiVault, token: str, now: dt.datetime,
         return LinkProblem.INVALID
     if link.used_at is not None:
         return LinkProblem.USED
-    if now >= min(token_expiry, _utc(link.expires_at)):
+    if now >= min(token_expiry, as_utc(link.expires_at)):
         return LinkProblem.EXPIRED
     return link
 
@@ -242,19 +237,8 @@ def _link_failure(problem: LinkProblem) -> Outcome:
 
 def _lock_row(session: Session, openid: str) -> BindingLock:
     """This OpenID's failure counter, created if missing and locked against racing requests."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the project runs on these two
-        insert = None
-    if insert is not None:
-        session.execute(insert(BindingLock).values(openid=openid, failures=0)
-                        .on_conflict_do_nothing(index_elements=["openid"]))
-    elif session.get(BindingLock, openid) is None:
-        session.add(BindingLock(openid=openid, failures=0))
-        session.flush()
+    session.execute(dialect_insert(session, BindingLock).values(openid=openid, failures=0)
+                    .on_conflict_do_nothing(index_elements=["openid"]))
     return session.execute(
         select(BindingLock).where(BindingLock.openid == openid).with_for_update()
         .execution_options(populate_existing=True)
@@ -262,8 +246,8 @@ def _lock_row(session: Session, openid: str) -> BindingLock:
 
 
 def _active_lock(lock: BindingLock, now: dt.datetime) -> Optional[dt.datetime]:
-    if lock.locked_until is not None and _utc(lock.locked_until) > now:
-        return _utc(lock.locked_until)
+    if lock.locked_until is not None and as_utc(lock.locked_until) > now:
+        return as_utc(lock.locked_until)
     return None
 
 
@@ -307,7 +291,7 @@ def _roster_match(session: Session, vault: PiiVault, name: str, id_number: str,
 def start_verification(session: Session, vault: PiiVault, token: str, name: str, id_number: str,
                        phone: str, sender: CodeSender, now: dt.datetime) -> Outcome:
     """Step 1: name, ID number and phone must match the roster; then a code goes by SMS."""
-    now = _utc(now)
+    now = as_utc(now)
     link = check_link(session, vault, token, now, for_update=True)
     if isinstance(link, LinkProblem):
         return _link_failure(link)
@@ -325,7 +309,7 @@ def start_verification(session: Session, vault: PiiVault, token: str, name: str,
                     else normalize_phone(phone))
     masked = mask_phone(roster_phone)
     if (link.veteran_id == veteran.id and link.code_hash and link.code_expires_at is not None
-            and now < _utc(link.code_expires_at) - CODE_TTL + RESEND_INTERVAL):
+            and now < as_utc(link.code_expires_at) - CODE_TTL + RESEND_INTERVAL):
         # A resubmitted form within a minute: the code already sent stands.
         return Outcome(Status.CODE_SENT, f"验证码已发送至{masked}，请查收短信（1分钟内不重复发送）。",
                        masked_phone=masked, code_resent=False)
@@ -353,7 +337,7 @@ def normalize_code(raw: str) -> str:
 def confirm_code(session: Session, vault: PiiVault, token: str, code: str,
                  now: dt.datetime) -> Outcome:
     """Step 2: the code from the SMS; success binds this OpenID to the veteran."""
-    now = _utc(now)
+    now = as_utc(now)
     link = check_link(session, vault, token, now, for_update=True)
     if isinstance(link, LinkProblem):
         return _link_failure(link)
@@ -364,7 +348,7 @@ def confirm_code(session: Session, vault: PiiVault, token: str, code: str,
     if link.code_hash is None or link.veteran_id is None or link.code_expires_at is None:
         return Outcome(Status.NO_PENDING_CODE, "请先填写姓名、身份证号和手机号获取验证码。")
 
-    if now >= _utc(link.code_expires_at):
+    if now >= as_utc(link.code_expires_at):
         link.code_hash = None
         link.code_expires_at = None
         return _fail(session, vault, lock, now, Status.CODE_EXPIRED,
@@ -409,7 +393,7 @@ def unbind(session: Session, vault: PiiVault, openid: str, now: dt.datetime) -> 
         return False
     veteran_id = binding.veteran_id
     session.delete(binding)
-    _audit(session, vault, openid, "unbind", _utc(now), veteran_id)
+    _audit(session, vault, openid, "unbind", as_utc(now), veteran_id)
     session.flush()
     return True
 
@@ -448,7 +432,7 @@ def forget_openid(session: Session, vault: PiiVault, openid: str, now: dt.dateti
     # import them here so that none is missed in a process that never loaded them.
     import bot.services.appointments  # noqa: F401
     import bot.services.complaints  # noqa: F401
-    now = _utc(now)
+    now = as_utc(now)
     for eraser in personal_data_erasers():
         eraser(session, openid, now)
     session.expire_all()  # bulk deletes bypass the identity map

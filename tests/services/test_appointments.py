@@ -16,7 +16,7 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import Appointment, Outbox, Service, Slot, Station, StationClosure, StationService
-from bot.db.session import session_scope
+from bot.db.session import as_utc, session_scope
 from bot.services import appointments as ap
 from bot.services import identity
 from bot.services.appointments import BookingStatus, ServiceDataError
@@ -433,7 +433,7 @@ def test_book_takes_a_seat_and_queues_a_reminder_for_9_the_day_before(loaded):
     assert [s.free for s in slots_on(loaded, "JD", "report_in", THURSDAY)][6:9] == [4, 3, 4]
     [reminder] = outbox(loaded, "o-alice")
     assert reminder.kind == "appointment_reminder" and reminder.sent_at is None and reminder.attempts == 0
-    assert ap._utc(reminder.due_at) == at(2026, 12, 2, 9)
+    assert as_utc(reminder.due_at) == at(2026, 12, 2, 9)
     assert reminder.payload["code"] == view.code
     assert reminder.payload["service"] == "退役报到" and reminder.payload["station"] == "嘉定区退役军人服务中心"
     assert reminder.payload["address"] == "上海市嘉定区博乐路118号"
@@ -445,7 +445,7 @@ def test_book_takes_a_seat_and_queues_a_reminder_for_9_the_day_before(loaded):
 def test_a_reminder_already_due_goes_out_at_once(loaded):
     now = at(2026, 12, 2, 15)  # the day before, after 9:00
     book(loaded, "o-late", "JD", "report_in", at(2026, 12, 3, 9), now)
-    assert ap._utc(outbox(loaded, "o-late")[0].due_at) == now
+    assert as_utc(outbox(loaded, "o-late")[0].due_at) == now
 
 
 def test_a_double_submit_books_once(loaded):
@@ -539,7 +539,7 @@ def test_reschedule_moves_the_booking(loaded):
         assert ap.find(session, "o-1", old.code).status == "cancelled"
         assert [v.code for v in ap.upcoming(session, "o-1", NOW)] == [moved.appointment.code]
     [reminder] = outbox(loaded, "o-1")
-    assert reminder.payload["code"] == moved.appointment.code and ap._utc(reminder.due_at) == at(2026, 12, 3, 9)
+    assert reminder.payload["code"] == moved.appointment.code and as_utc(reminder.due_at) == at(2026, 12, 3, 9)
 
 
 def test_reschedule_keeps_the_old_booking_when_the_new_time_cannot_be_had(loaded):

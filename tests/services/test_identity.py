@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot import idcard
 from bot.db.models import BindingAudit, BindingLink, BindingLock, WechatBinding
-from bot.db.session import session_scope
+from bot.db.session import as_utc, session_scope
 from bot.pii import PiiVault
 from bot.services import identity
 from bot.services.identity import LinkProblem, Status
@@ -126,7 +126,7 @@ def test_full_binding_and_single_use(session_factory, vault, veteran, sender):
         link = session.execute(select(BindingLink)).scalar_one()
         assert link.veteran_id == veteran.veteran_id
         assert link.code_hash and code not in link.code_hash  # only a keyed hash is stored
-        assert identity._utc(link.code_expires_at) == at(6)
+        assert as_utc(link.code_expires_at) == at(6)
 
     bound = step2(session_factory, vault, token, code, at(2))
     assert bound.status is Status.BOUND and "绑定成功" in bound.message
@@ -134,7 +134,7 @@ def test_full_binding_and_single_use(session_factory, vault, veteran, sender):
         binding = identity.binding_for(session, OPENID)
         assert binding.veteran_id == veteran.veteran_id
         assert binding.veteran.name == "张三明"
-        assert identity._utc(session.execute(select(BindingLink)).scalar_one().used_at) == at(2)
+        assert as_utc(session.execute(select(BindingLink)).scalar_one().used_at) == at(2)
 
     again = step2(session_factory, vault, token, code, at(3))
     assert again.status is Status.LINK_INVALID and again.link_problem is LinkProblem.USED
