@@ -21,10 +21,11 @@ from sqlalchemy import select
 from actions import resources
 from actions.menu import buttons_offered
 from bot.choices import parse_choice
-from bot.db.models import Station, Veteran, WechatBinding
+from bot.db.models import Station
 from bot.payloads import parse_payload
 from bot.services import appointments as booking
 from bot.services import stations as network
+from bot.services import veterans
 from bot.timeparse import parse_when
 
 FORM_SLOTS = ("appointment_service", "appointment_station", "appointment_time", "appointment_options",
@@ -80,12 +81,6 @@ def yes_or_no(tracker: Tracker) -> Optional[bool]:
 
 
 YES_NO_BUTTONS = [{"title": "确认", "payload": "/affirm"}, {"title": "不了", "payload": "/deny"}]
-
-
-def _bound_veteran_id(session, openid: str) -> Optional[int]:
-    return session.execute(
-        select(WechatBinding.veteran_id).where(WechatBinding.openid == openid)
-    ).scalar_one_or_none()
 
 
 async def _in_session(work):
@@ -166,7 +161,7 @@ def _station_id(session, code: Optional[str]) -> int:
 def _target(session, tracker: Tracker) -> booking.AppointmentView:
     """The booking being moved or cancelled (booking_target), the user's own."""
     return booking.find(session, tracker.sender_id, tracker.get_slot("booking_target"),
-                        veteran_id=_bound_veteran_id(session, tracker.sender_id))
+                        veteran_id=veterans.id_by_openid(session, tracker.sender_id))
 
 
 async def check_time(value: Any, tracker: Tracker, where) -> Dict[Text, Any]:
@@ -234,9 +229,8 @@ class ActionAskAppointmentStation(Action):
             offering_ids = {s.id for s in offering}
             suggestions: List[Station] = []
             lead = ""
-            veteran_id = _bound_veteran_id(session, openid)
-            if veteran_id is not None:
-                veteran = session.get(Veteran, veteran_id)
+            veteran = veterans.by_openid(session, openid)
+            if veteran is not None:
                 home = veteran.station or network.for_community(session, veteran.street, veteran.community)
                 while home is not None and home.id not in offering_ids:
                     home = home.parent
@@ -335,7 +329,7 @@ class ActionSubmitAppointment(Action):
         def work(session):
             station = session.execute(select(Station).where(Station.code == station_code)).scalar_one()
             return booking.book(session, openid, station.id, service_code, start, now(),
-                                veteran_id=_bound_veteran_id(session, openid))
+                                veteran_id=veterans.id_by_openid(session, openid))
 
         result = await _in_session(work)
         dispatcher.utter_message(text=booking.booking_reply(result, tracker.get_slot("service_phone")))
@@ -375,7 +369,7 @@ class ActionQueryAppointment(Action):
         openid = tracker.sender_id
 
         def work(session):
-            views = booking.upcoming(session, openid, now(), veteran_id=_bound_veteran_id(session, openid))
+            views = booking.upcoming(session, openid, now(), veteran_id=veterans.id_by_openid(session, openid))
             return [booking.describe_appointment(view) for view in views]
 
         described = await _in_session(work)
@@ -399,7 +393,7 @@ class _TargetValidation:
         openid = tracker.sender_id
 
         def work(session):
-            return booking.find(session, openid, code, veteran_id=_bound_veteran_id(session, openid))
+            return booking.find(session, openid, code, veteran_id=veterans.id_by_openid(session, openid))
 
         view = await _in_session(work) if code else None
         if view is None:
@@ -413,7 +407,7 @@ class _TargetValidation:
         openid = tracker.sender_id
 
         def work(session):
-            return booking.upcoming(session, openid, now(), veteran_id=_bound_veteran_id(session, openid))
+            return booking.upcoming(session, openid, now(), veteran_id=veterans.id_by_openid(session, openid))
 
         if not await _in_session(work):
             return []
@@ -461,7 +455,7 @@ class ActionAskBookingTarget(Action):
         openid = tracker.sender_id
 
         def work(session):
-            views = booking.upcoming(session, openid, now(), veteran_id=_bound_veteran_id(session, openid))
+            views = booking.upcoming(session, openid, now(), veteran_id=veterans.id_by_openid(session, openid))
             return [(v.code, booking.short_description(v)) for v in views]
 
         views = await _in_session(work)
@@ -481,7 +475,7 @@ class ActionAskCancelConfirmed(Action):
         openid = tracker.sender_id
 
         def work(session):
-            view = booking.find(session, openid, target, veteran_id=_bound_veteran_id(session, openid))
+            view = booking.find(session, openid, target, veteran_id=veterans.id_by_openid(session, openid))
             return booking.short_description(view)
 
         text = await _in_session(work)
@@ -505,7 +499,7 @@ class ActionSubmitCancel(Action):
         openid = tracker.sender_id
 
         def work(session):
-            return booking.cancel(session, openid, target, now(), veteran_id=_bound_veteran_id(session, openid))
+            return booking.cancel(session, openid, target, now(), veteran_id=veterans.id_by_openid(session, openid))
 
         view = await _in_session(work)
         if view is None:
@@ -533,7 +527,7 @@ class ActionSubmitReschedule(Action):
 
         def work(session):
             return booking.reschedule(session, openid, target, start, now(),
-                                      veteran_id=_bound_veteran_id(session, openid))
+                                      veteran_id=veterans.id_by_openid(session, openid))
 
         result = await _in_session(work)
         dispatcher.utter_message(text=booking.booking_reply(result, tracker.get_slot("service_phone")))

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import resources
-from bot.db.models import Station, WechatBinding
+from bot.db.models import Station
+from bot.services import veterans
 from bot.services.stations import SHANGHAI, describe, find_by_place, for_community, nearest
 
 MAX_STATIONS = 2
@@ -69,12 +70,9 @@ def _named(session: Session, tracker: Tracker) -> List[Station]:
 
 
 def _household(session: Session, sender_id: str) -> Optional[Station]:
-    binding = session.execute(
-        select(WechatBinding).where(WechatBinding.openid == sender_id)
-    ).scalar_one_or_none()
-    if binding is None:
+    veteran = veterans.by_openid(session, sender_id)
+    if veteran is None:
         return None
-    veteran = binding.veteran
     return veteran.station or for_community(session, veteran.street, veteran.community)
 
 

@@ -23,6 +23,13 @@ def by_openid(session: Session, openid: str) -> Optional[Veteran]:
     ).scalars().first()
 
 
+def id_by_openid(session: Session, openid: str) -> Optional[int]:
+    """The id of the veteran bound to this WeChat user, without loading the row."""
+    return session.execute(
+        select(WechatBinding.veteran_id).where(WechatBinding.openid == openid)
+    ).scalar_one_or_none()
+
+
 def by_id_number(session: Session, vault: PiiVault, id_number: str) -> Optional[Veteran]:
     return session.execute(
         select(Veteran).where(Veteran.id_hash == vault.id_lookup(id_number))
