@@ -10,12 +10,13 @@ spaces or hyphens (``138 0013 8000``, ``+86-138-0013-8000``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Tuple
 
 MARKERS = {
     "id_card": "[身份证号已隐去]",
     "mobile": "[手机号已隐去]",
+    "phone": "[电话号码已隐去]",
     "bank_card": "[银行卡号已隐去]",
 }
 
@@ -32,6 +33,9 @@ _CANDIDATE = re.compile(
 class Redaction:
     text: str
     kinds: Tuple[str, ...]  # what was removed, in order of appearance, each once
+    # The phone numbers removed (mobile and landline, digits only), for the one place
+    # that keeps a number the bot asked for (bot.channels); never printed.
+    phones: Tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -52,6 +56,9 @@ def _classify(raw: str) -> str:
         return "id_card"
     if 16 <= len(digits) <= 19:
         return "bank_card"
+    # A landline with its area code: 010 / 02x + 8 digits, 0xxx + 7 or 8 digits.
+    if re.fullmatch(r"0(?:10|2\d)\d{8}|0[3-9]\d{2}\d{7,8}", digits):
+        return "phone"
     return ""
 
 
@@ -64,6 +71,7 @@ def redact(text: str) -> Redaction:
         normalised = text
     pieces: List[str] = []
     kinds: List[str] = []
+    phones: List[str] = []
     last = 0
     for match in _CANDIDATE.finditer(normalised):
         kind = _classify(match.group(0))
@@ -72,9 +80,12 @@ def redact(text: str) -> Redaction:
         pieces.append(text[last:match.start()])
         pieces.append(MARKERS[kind])
         last = match.end()
+        if kind in ("mobile", "phone"):
+            digits = re.sub(r"\D", "", match.group(0))
+            phones.append(digits[2:] if kind == "mobile" and len(digits) == 13 else digits)
         if kind not in kinds:
             kinds.append(kind)
     if not kinds:
         return Redaction(text, ())
     pieces.append(text[last:])
-    return Redaction("".join(pieces), tuple(kinds))
+    return Redaction("".join(pieces), tuple(kinds), tuple(phones))

@@ -17,6 +17,10 @@ from bot.text import normalize
     ("手机１３８１２３４５６７８", ("mobile",), "手机[手机号已隐去]"),
     ("卡号6222 0202 0000 1234 567", ("bank_card",), "卡号[银行卡号已隐去]"),
     ("工资卡6217000010001234567没到账", ("bank_card",), "工资卡[银行卡号已隐去]没到账"),
+    # Landlines with their area code are someone's home or office number too.
+    ("家里电话021-69590001", ("phone",), "家里电话[电话号码已隐去]"),
+    ("座机 0510 8234 5678 白天有人", ("phone",), "座机 [电话号码已隐去] 白天有人"),
+    ("010-12345678", ("phone",), "[电话号码已隐去]"),
     ("我叫张三 13812345678 身份证110105194912310021",
      ("mobile", "id_card"), "我叫张三 [手机号已隐去] 身份证[身份证号已隐去]"),
 ])
@@ -32,8 +36,9 @@ def test_personal_numbers_are_replaced(text, kinds, kept):
 
 @pytest.mark.parametrize("text", [
     "编号TS20261122-0007的投诉到哪了",
-    "服务电话021-69590001",
     "12345",
+    "59990000",  # no area code: could be anything
+    "0123456789",  # not an area code
     "我1985年入伍 2003年退伍",
     "预约12月5号下午3点",
     "优待金3个月没发 每月980元",
@@ -42,3 +47,10 @@ def test_personal_numbers_are_replaced(text, kinds, kept):
 def test_other_numbers_are_left_alone(text):
     assert redact(text).text == text
     assert not redact(text).changed
+
+
+def test_the_phone_numbers_removed_are_kept_apart_and_never_printed():
+    result = redact("手机+86 138 1234 5678，座机021-69590001，身份证110105194912310021")
+    assert result.phones == ("13812345678", "02169590001")
+    assert "13812345678" not in repr(result) and "69590001" not in repr(result)
+    assert redact("没有号码").phones == ()

@@ -417,7 +417,7 @@ class Outbox(Base):
 
 COMPLAINT_CATEGORIES = ("待遇发放", "安置就业", "优待落实", "服务态度", "权益侵害", "其他")
 COMPLAINT_STATES = ("registered", "classified", "in_progress", "answered", "follow_up", "closed")
-REPLY_CHANNELS = ("bound_phone", "case_phone", "anonymous")
+REPLY_CHANNELS = ("bound_phone", "case_phone", "wechat", "anonymous")
 COMPLAINT_RATINGS = ("满意", "基本满意", "不满意")
 CASE_EVENT_KINDS = ("transition", "note", "user_added_information", "attachment")
 
@@ -510,3 +510,21 @@ class CaseEvent(Base):
     actor = Column(String(50), nullable=False)  # 'user', 'bot', 'system' or a staff member's name
     note = Column(Text)  # for 'attachment': "image:<WeChat media_id>"
     happened_at = Timestamp(nullable=False, default=utcnow)
+
+
+class ContactDraft(Base):
+    """A phone number a user typed in chat when the bot asked for one (a complaint's
+    case phone), kept only until the action that asked takes it, at most 30 minutes.
+
+    The chat channel stores it here, protected like every phone number, and passes
+    only a marker on to Rasa: the number never reaches the tracker or a log line."""
+
+    __tablename__ = "contact_drafts"
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    purpose = Column(String(20), nullable=False)  # the slot that asked: complaint_phone
+    phone_hash = Column(String(64), nullable=False)
+    phone_cipher = Column(Text, nullable=False)
+    phone_masked = Column(String(20), nullable=False)
+    created_at = Timestamp(nullable=False, default=utcnow)

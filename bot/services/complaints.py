@@ -49,7 +49,7 @@ from bot.db.models import (
     Station,
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
-from bot.pii import PiiVault, normalize_phone
+from bot.pii import PiiVault, Protected, normalize_phone
 from bot.redaction import redact
 from bot.services.identity import register_personal_data_eraser
 from bot.services.stations import SHANGHAI, local_time
@@ -504,14 +504,16 @@ def _event(session: Session, case_id: int, kind: str, actor: str, now: dt.dateti
 def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_id: Optional[int],
              category: Optional[str], description: str, place: Optional[str], station_id: Optional[int],
              reply_channel: str, case_phone: Optional[str], urgent: bool, now: dt.datetime,
-             *, rules: Optional[ComplaintRules] = None, actor: str = "user") -> CaseView:
+             *, rules: Optional[ComplaintRules] = None, actor: str = "user",
+             case_phone_protected: Optional[Protected] = None) -> CaseView:
     """登记: a new case, its first history row, and the 登记告知 in the outbox (unless anonymous).
 
     ``category`` None: recognised from the description (其他 if nothing matches).
     ``reply_channel``: bound_phone (the bound veteran's phone on the roster; needs
-    ``veteran_id``), case_phone (``case_phone``, stored protected) or anonymous (no
-    messages, and no link to the veteran; the OpenID stays so that the user can follow
-    the case in chat). Urgent when ``urgent`` or the description names an urgency
+    ``veteran_id``), case_phone (``case_phone`` in clear, or ``case_phone_protected``
+    as bot.pii protected it, e.g. a contact draft from chat), wechat (answered in
+    WeChat only, no phone) or anonymous (no messages, and no link to the veteran; the
+    OpenID stays so that the user can follow the case in chat). Urgent when ``urgent`` or the description names an urgency
     keyword; urgent cases get priority 1. Raises ComplaintError (a Chinese message)
     for a missing description, an unknown category or channel, or a wrong phone.
     """
@@ -524,14 +526,14 @@ def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_i
     if category not in rules.category_names:
         raise ComplaintError(f"问题类别只能是{'、'.join(rules.category_names)}之一。")
     if reply_channel not in REPLY_CHANNELS:
-        raise ComplaintError("请选择答复方式：已绑定的手机号、另留电话或匿名。")
-    protected = None
-    if reply_channel == "case_phone":
+        raise ComplaintError("请选择答复方式：已绑定的手机号、另留电话、微信答复或匿名。")
+    protected = case_phone_protected
+    if reply_channel == "case_phone" and protected is None:
         number = normalize_phone(case_phone or "")
         if not (7 <= len(number) <= 12):
             raise ComplaintError("请留一个能联系到您的电话号码（手机或座机）。")
         protected = vault.protect_phone(number)
-    elif case_phone:
+    elif reply_channel != "case_phone" and (case_phone or protected is not None):
         raise ComplaintError("只有选择“另留电话”时才需要留电话。")
     if reply_channel == "bound_phone" and veteran_id is None:
         raise ComplaintError("您还没有绑定身份，不能用绑定的手机号接收答复；可以另留电话或选择匿名。")

@@ -100,3 +100,39 @@ def test_the_database_never_holds_a_clear_id_number(session_factory, vault, data
     dump = " ".join(str(value) for value in row.values())
     assert "11010519491231002X" not in dump and "13812345678" not in dump
     assert row["id_masked"] == "110105********002X"
+
+
+def test_0004_keeps_the_register_and_its_history(database_url):
+    """0004 rebuilds complaint_cases on SQLite (a CHECK changes): cases, their history rows
+    (which reference the cases) and the other CHECKs survive, up and down again."""
+    engine = make_engine(database_url)
+    now = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+    case = dict(case_number="TS20261123-0001", openid="o-1", category="待遇发放", description="补助没发",
+                reply_channel="anonymous", urgent=False, priority=3, state="registered", reopened=0,
+                state_changed_at=now, created_at=now, updated_at=now)
+    try:
+        downgrade(database_url, "0003")
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO complaint_cases (case_number, openid, category, description, reply_channel, urgent,"
+                " priority, state, reopened, state_changed_at, created_at, updated_at) VALUES (:case_number,"
+                " :openid, :category, :description, :reply_channel, :urgent, :priority, :state, :reopened,"
+                " :state_changed_at, :created_at, :updated_at)"), case)
+            case_id = connection.execute(text("SELECT id FROM complaint_cases")).scalar_one()
+            connection.execute(text("INSERT INTO complaint_events (case_id, kind, to_state, actor, happened_at)"
+                                    " VALUES (:id, 'transition', 'registered', 'user', :now)"), {"id": case_id, "now": now})
+        upgrade(database_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT case_number FROM complaint_cases")).scalar_one() == "TS20261123-0001"
+            assert connection.execute(text("SELECT count(*) FROM complaint_events WHERE case_id = :id"),
+                                      {"id": case_id}).scalar_one() == 1
+            connection.execute(text("UPDATE complaint_cases SET reply_channel = 'wechat'"))
+        for bad in ("reply_channel = 'pigeon'", "priority = 9", "state = 'lost'"):
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(text(f"UPDATE complaint_cases SET {bad}"))
+        downgrade(database_url, "0003")
+        with engine.begin() as connection:  # a WeChat-only reply has no phone: anonymous before 0004
+            assert connection.execute(text("SELECT reply_channel FROM complaint_cases")).scalar_one() == "anonymous"
+        upgrade(database_url)
+    finally:
+        engine.dispose()

@@ -563,3 +563,21 @@ def test_list_cases_filters_and_pages(db, vault):
         assert ids(limit=2) == [c.id, b.id] and ids(limit=2, offset=2) == [a.id]
         assert cs.count_cases(session, category="服务态度", now=NOW) == 2
         assert [e.action for e in cs.history(session, b.id)] == ["登记", "分类指导"]
+
+
+def test_reply_in_wechat_and_a_phone_protected_beforehand(db, vault):
+    """The chat's two ways: replies in WeChat only (no phone; messages still go out),
+    and a case phone the chat channel protected before the action saw it."""
+    in_wechat = file_case(db, vault, reply_channel="wechat", case_phone=None)
+    assert in_wechat.reply_channel == "wechat" and in_wechat.phone_masked is None
+    assert [m.kind for m in outbox(db)] == ["complaint_accepted"]
+    protected = vault.protect_phone("02169590001")
+    with session_scope(db) as session:
+        view = cs.register(session, vault, "o-phone", None, "其他", "窗口没人", None, None, "case_phone", None,
+                           False, NOW, case_phone_protected=protected)
+        row = session.get(ComplaintCase, view.id)
+        assert row.phone_hash == protected.lookup and vault.decrypt(row.phone_cipher) == "02169590001"
+    assert view.phone_masked == "021****0001"
+    with pytest.raises(ComplaintError, match="另留电话"), session_scope(db) as session:
+        cs.register(session, vault, "o-x", None, "其他", "窗口没人", None, None, "wechat", None, False, NOW,
+                    case_phone_protected=protected)
