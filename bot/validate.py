@@ -21,6 +21,10 @@ from bot.settings import PROJECT_ROOT
 # Responses that Rasa's default actions utter by name.
 RASA_DEFAULT_RESPONSES = {"utter_default", "utter_ask_rephrase"}
 _UNUSED = re.compile(r"The utterance '(?P<name>utter_[\w/]+)' is not used in any story or rule")
+# Intents that only the channel sends, as a payload (/send_attachment{…}): nobody types
+# them, so they have no NLU examples.
+PAYLOAD_ONLY_INTENTS = {"send_attachment"}
+_NO_EXAMPLES = re.compile(r"The intent '(?P<name>\w+)' is listed in the domain file, but is not found in the NLU")
 # Rasa adds the retrieval intent once per domain file that holds its responses.
 _FAQ_SPLIT_ACROSS_FILES = "duplicated intents have been found across multiple domain files: faq"
 
@@ -29,6 +33,18 @@ def responses_uttered_by_actions(actions_dir: Path = PROJECT_ROOT / "actions") -
     names: Set[str] = set()
     for path in actions_dir.rglob("*.py"):
         names.update(re.findall(r"""response\s*=\s*["'](utter_[\w/]+)["']""", path.read_text(encoding="utf-8")))
+    return names
+
+
+def form_questions(domain_dir: Path = PROJECT_ROOT / "domain") -> Set[str]:
+    """utter_ask_<slot> for every slot a form requires: Rasa asks with them by name."""
+    import yaml
+
+    names: Set[str] = set()
+    for path in domain_dir.rglob("*.yml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for form in (data.get("forms") or {}).values():
+            names.update(f"utter_ask_{slot}" for slot in (form or {}).get("required_slots") or [])
     return names
 
 
@@ -43,6 +59,9 @@ def unexpected_warnings(output: str, allowed_unused: Iterable[str]) -> List[str]
         if unused and unused.group("name") in allowed:
             continue
         if _FAQ_SPLIT_ACROSS_FILES in message:
+            continue
+        no_examples = _NO_EXAMPLES.search(message)
+        if no_examples and no_examples.group("name") in PAYLOAD_ONLY_INTENTS:
             continue
         problems.append(message)
     return problems
@@ -59,7 +78,7 @@ def validate() -> int:
         print(output, file=sys.stderr)
         print("rasa data validate failed", file=sys.stderr)
         return result.returncode
-    problems = unexpected_warnings(output, RASA_DEFAULT_RESPONSES | responses_uttered_by_actions())
+    problems = unexpected_warnings(output, RASA_DEFAULT_RESPONSES | responses_uttered_by_actions() | form_questions())
     for problem in problems:
         print(f"validation warning: {problem}", file=sys.stderr)
     if problems:

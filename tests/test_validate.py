@@ -1,4 +1,10 @@
-from bot.validate import RASA_DEFAULT_RESPONSES, responses_uttered_by_actions, unexpected_warnings
+from bot.validate import (
+    PAYLOAD_ONLY_INTENTS,
+    RASA_DEFAULT_RESPONSES,
+    form_questions,
+    responses_uttered_by_actions,
+    unexpected_warnings,
+)
 
 OUTPUT = """\
 INFO rasa.validator - Validating intents...
@@ -25,3 +31,17 @@ def test_other_warnings_fail():
 
 def test_responses_uttered_by_actions_are_found_in_the_code():
     assert {"utter_no_menu_to_choose", "utter_choose_in_range", "utter_ask_rephrase"} <= responses_uttered_by_actions()
+
+
+def test_form_questions_and_payload_only_intents_pass_but_nothing_else():
+    output = (
+        "/x/io.py:100: UserWarning: The utterance 'utter_ask_complaint_addition' is not used in any story or rule.\n"
+        "/x/io.py:100: UserWarning: The utterance 'utter_ask_nothing_asks_this' is not used in any story or rule.\n"
+        "/x/io.py:100: UserWarning: The intent 'send_attachment' is listed in the domain file, but is not found "
+        "in the NLU training data.\n"
+        "/x/io.py:100: UserWarning: The intent 'forgotten' is listed in the domain file, but is not found "
+        "in the NLU training data.\n"
+    )
+    assert "send_attachment" in PAYLOAD_ONLY_INTENTS
+    problems = unexpected_warnings(output, RASA_DEFAULT_RESPONSES | form_questions())
+    assert len(problems) == 2 and "utter_ask_nothing_asks_this" in problems[0] and "'forgotten'" in problems[1]

@@ -73,7 +73,7 @@ def test_low_confidence_asks_a_clarifying_question_then_offers_a_person(assistan
     assert "请回复数字" in clarify[0]["text"]
     titles = [b["title"] for b in clarify[0]["buttons"]]
     assert len(titles) == 3 and titles[-1] == "都不是"
-    handoff = _say(assistant, sender, "####")  # two fallbacks in a row
+    handoff = _say(assistant, sender, "@@@@@@")  # two fallbacks in a row (other symbols may be known)
     assert "转人工" in handoff[0]["text"] and "021-5999-0000" in handoff[0]["text"]
 
 
