@@ -9,7 +9,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv postgres bench-db
+.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv postgres redis bench-db
 
 help:
 	@echo "make run       train if needed, then run the whole assistant (Ctrl-C stops)"
@@ -45,8 +45,12 @@ validate: $(STAMP)
 postgres:
 	@scripts/ensure-postgres.sh
 
-unit: $(STAMP) postgres
-	VETBOT_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest -q -m "not e2e" tests
+# Likewise Redis, for the WeChat gateway's Redis backends.
+redis:
+	@scripts/ensure-redis.sh
+
+unit: $(STAMP) postgres redis
+	VETBOT_REQUIRE_POSTGRES=1 VETBOT_REQUIRE_REDIS=1 $(VENV)/bin/pytest -q -m "not e2e" tests
 
 E2E = $(VENV)/bin/pytest -q -m e2e tests
 CORE_TEST = $(VENV)/bin/rasa test core --stories tests/stories --model models \
