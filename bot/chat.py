@@ -46,6 +46,58 @@ def wait_until_ready(rasa_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> b
     return False
 
 
+def chat_wechat(openid: Optional[str] = None) -> int:
+    """A WeChat user in the terminal: messages go signed (and encrypted in safe mode) to the
+    gateway's /wechat exactly as WeChat sends them; answers sent later through the
+    customer-service API are read back from the mock WeChat API."""
+    import asyncio
+
+    from bot.wechat.simulator import CommandError, SimulatorError, WechatUser
+
+    settings = Settings.from_env()
+    webhook = f"http://127.0.0.1:{settings.gateway_port}/wechat"
+    print(f"正在连接荣军助手（{webhook}）…", flush=True)
+    if not wait_until_ready(settings.rasa_url):
+        print("助手没有启动：请先在另一个终端运行 `make run`。", file=sys.stderr)
+        return 1
+    print("已连接（模拟微信用户）。请输入您的问题，回复数字选择菜单项。\n"
+          "其他消息：/location 31.37 121.25  /voice 文字  /image  /click MENU_POLICY  /subscribe  "
+          "/unsubscribe；输入 /quit 退出。\n", flush=True)
+
+    async def talk() -> int:
+        kwargs = {"openid": openid} if openid else {}
+        async with WechatUser(webhook, settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
+                              api_base=settings.wechat_api_base if settings.mock_wechat else None,
+                              **kwargs) as user:
+            while True:
+                try:
+                    line = (await asyncio.to_thread(input, "我：")).strip()
+                except (EOFError, KeyboardInterrupt):
+                    print()
+                    return 0
+                if not line:
+                    continue
+                if line in {"/quit", "/exit"}:
+                    return 0
+                try:
+                    answer = await user.say(line)
+                except CommandError as error:
+                    print(f"（{error}）", flush=True)
+                    continue
+                except (SimulatorError, OSError) as error:
+                    print(f"（系统繁忙，请稍后再试：{error}）", file=sys.stderr)
+                    continue
+                if answer.status != 200:
+                    print(f"（网关拒绝了这条消息：HTTP {answer.status}）", file=sys.stderr)
+                texts = list(answer.texts)
+                if settings.mock_wechat:  # the rest of a long answer, or a slow one
+                    texts += await user.later_texts(timeout=8 if not texts else 2, quiet=0.8)
+                for text in texts:
+                    print(f"荣军助手：{text}\n", flush=True)
+
+    return asyncio.run(talk())
+
+
 def chat(sender: Optional[str] = None) -> int:
     settings = Settings.from_env()
     sender = sender or f"terminal-{uuid.uuid4().hex[:8]}"

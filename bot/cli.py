@@ -2,7 +2,7 @@
 
     vetbot train      train a model when none matches the data
     vetbot serve      run Rasa and the action server in the foreground; Ctrl-C stops all
-    vetbot chat       chat in the terminal with the running assistant
+    vetbot chat       chat in the terminal with the running assistant, as a simulated WeChat user
     vetbot validate   rasa data validate; unexpected warnings fail
     vetbot evaluate   score the NLU on the held-out split and write the report
     vetbot db upgrade migrate the veteran database to the latest schema
@@ -33,9 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.chat import chat
+    from bot.chat import chat, chat_wechat
 
-    return chat(sender=args.sender)
+    if args.rest:
+        return chat(sender=args.sender)
+    return chat_wechat(openid=args.sender)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -167,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the whole assistant in the foreground")
     serve.set_defaults(func=cmd_serve)
 
-    chat = sub.add_parser("chat", help="chat with the running assistant in the terminal")
-    chat.add_argument("--sender", default=None, help="conversation id (default: a new one)")
+    chat = sub.add_parser("chat", help="chat with the running assistant in the terminal, as a WeChat user")
+    chat.add_argument("--sender", default=None, help="the OpenID / conversation id (default: a new one)")
+    chat.add_argument("--rest", action="store_true",
+                      help="talk to Rasa's REST channel directly instead of through the WeChat gateway")
     chat.set_defaults(func=cmd_chat)
 
     validate = sub.add_parser("validate", help="rasa data validate, failing on unexpected warnings")

@@ -26,7 +26,12 @@ STOP_GRACE_SECONDS = 10
 
 def process_commands(settings: Settings) -> Dict[str, List[str]]:
     rasa = [sys.executable, "-m", "rasa"]
+    commands: Dict[str, List[str]] = {}
+    if settings.mock_wechat:  # the local stand-in for api.weixin.qq.com (WECHAT_API_BASE unset)
+        commands["mock-wechat"] = [sys.executable, "-m", "bot.wechat.mockapi",
+                                   "--port", str(settings.mock_wechat_port), "--appid", settings.wechat_appid]
     return {
+        **commands,
         "gateway": [sys.executable, "-m", "bot.gateway"],
         "action-server": [
             *rasa, "run", "actions",
@@ -86,8 +91,10 @@ def serve() -> int:
             print(f"[vetbot] started {name} (pid {processes[name].pid})", flush=True)
         print(
             f"[vetbot] Rasa on http://127.0.0.1:{settings.rasa_port}, actions on "
-            f"{settings.action_server_url}, gateway (binding page) on {settings.public_base_url}. "
-            "In another terminal: .venv/bin/vetbot chat. "
+            f"{settings.action_server_url}, gateway (WeChat webhook /wechat, binding page) on "
+            f"{settings.public_base_url}"
+            + (f", mock WeChat API on {settings.wechat_api_base}" if settings.mock_wechat else "")
+            + ". In another terminal: .venv/bin/vetbot chat (a simulated WeChat user). "
             "Ctrl-C stops everything.",
             flush=True,
         )

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The local mock WeChat API's AppSecret (bot.wechat.mockapi): a demo value, never a real one.
+MOCK_WECHAT_SECRET = "vetbot-demo-secret"
 
 
 def _env(environ: Mapping[str, str], name: str, default: str) -> str:
@@ -46,6 +48,17 @@ class Settings:
     wechat_appid: str
     wechat_aes_key: Optional[str]
     wechat_api_base: str
+    # The AppSecret for the access token. Only the local mock WeChat API has a
+    # default; against the real API (WECHAT_API_BASE set) it must come from the environment.
+    wechat_secret: str
+    # The account's 原始ID (gh_…): when set, messages to another account are refused.
+    wechat_account_id: Optional[str]
+    # Seconds the gateway waits for the bot before answering WeChat `success` and
+    # sending the answer through the customer-service API (WeChat waits 5 s).
+    wechat_reply_budget: float
+    # Redis for the gateway's nonces, retry replies and the shared access token; unset:
+    # in memory / the database (one gateway).
+    redis_url: Optional[str]
     rasa_url: str
     action_server_url: str
     secret_key: str
@@ -61,6 +74,11 @@ class Settings:
     services_file: Path
     closures_file: Path
     demo_veterans: int
+
+    @property
+    def mock_wechat(self) -> bool:
+        """True when the gateway talks to the local mock WeChat API (`vetbot serve` starts it)."""
+        return self.wechat_api_base == f"http://127.0.0.1:{self.mock_wechat_port}"
 
     def process_environment(self) -> Dict[str, str]:
         """Variables that endpoints.yml reads, for the processes we start."""
@@ -82,7 +100,12 @@ class Settings:
             wechat_token=_env(env, "WECHAT_TOKEN", "vetbot-demo-token"),
             wechat_appid=_env(env, "WECHAT_APPID", "wxdemo0000000000"),
             wechat_aes_key=env.get("WECHAT_AES_KEY") or None,
-            wechat_api_base=_env(env, "WECHAT_API_BASE", f"http://127.0.0.1:{mock_port}"),
+            wechat_api_base=_env(env, "WECHAT_API_BASE", f"http://127.0.0.1:{mock_port}").rstrip("/"),
+            wechat_secret=env.get("WECHAT_SECRET", "").strip()
+            or ("" if env.get("WECHAT_API_BASE", "").strip() else MOCK_WECHAT_SECRET),
+            wechat_account_id=env.get("WECHAT_ACCOUNT_ID", "").strip() or None,
+            wechat_reply_budget=float(_env(env, "VETBOT_WECHAT_REPLY_BUDGET", "4.5")),
+            redis_url=env.get("VETBOT_REDIS_URL", "").strip() or None,
             rasa_url=_env(env, "RASA_URL", f"http://127.0.0.1:{rasa_port}"),
             action_server_url=_env(
                 env, "VETBOT_ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"

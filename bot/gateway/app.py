@@ -185,7 +185,10 @@ def create_app(settings: Settings, session_factory: Optional[sessionmaker] = Non
 
 def run_gateway(settings: Settings, host: str = "127.0.0.1") -> None:
     """Serve the gateway in the foreground on ``settings.gateway_port`` until interrupted."""
+    from bot.gateway.wechat import setup_wechat
+
     log.info("gateway on http://%s:%d (public URL %s)", host, settings.gateway_port,
              settings.public_base_url)
-    web.run_app(create_app(settings), host=host, port=settings.gateway_port,
-                access_log_class=PathOnlyAccessLogger, print=None)
+    app = create_app(settings)
+    setup_wechat(app)
+    web.run_app(app, host=host, port=settings.gateway_port, access_log_class=PathOnlyAccessLogger, print=None)

@@ -9,6 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +27,49 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Test values only (no real official account has them).
+TEST_WECHAT_TOKEN = "vetbot-e2e-token"
+TEST_WECHAT_APPID = "wxe2e0000000000001"
+TEST_WECHAT_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat's
+
+
 @dataclass
 class RunningAssistant:
     url: str  # Rasa (the REST chat channel)
     gateway: str
+    mock_wechat: str
     action_port: int
     var_dir: Path
     proc: subprocess.Popen
+    env: Dict[str, str]  # the environment serve runs with (to start more processes like it)
 
 
 class AssistantDidNotStart(RuntimeError):
     pass
 
 
+def wait_for_http(url: str, timeout: float, any_status: bool = False) -> bool:
+    """True once ``url`` answers 200 (with ``any_status``, answers at all) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except urllib.error.HTTPError:
+            if any_status:
+                return True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @contextmanager
 def running_assistant(var_dir: Path, extra_env: Optional[Dict[str, str]] = None,
                       timeout: float = 240) -> Iterator[RunningAssistant]:
     """Start serve with a trained model; stop it (Ctrl-C, then kill) on leaving."""
-    rasa_port, action_port, gateway_port = free_port(), free_port(), free_port()
+    rasa_port, action_port, gateway_port, mock_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "VETBOT_VAR_DIR": str(var_dir),
@@ -55,8 +83,14 @@ def running_assistant(var_dir: Path, extra_env: Optional[Dict[str, str]] = None,
         "VETBOT_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
         "VETBOT_DEMO_VETERANS": "200",
         "VETBOT_SECRET_KEY": "test-secret-key",
+        # WeChat in safe (AES) mode, against the mock WeChat API that serve starts.
+        "VETBOT_MOCK_WECHAT_PORT": str(mock_port),
+        "WECHAT_TOKEN": TEST_WECHAT_TOKEN,
+        "WECHAT_APPID": TEST_WECHAT_APPID,
+        "WECHAT_AES_KEY": TEST_WECHAT_AES_KEY,
     }
-    for name in ("VETBOT_DATABASE_URL", "VETBOT_PII_KEY", "VETBOT_SMS_SENDER"):
+    for name in ("VETBOT_DATABASE_URL", "VETBOT_PII_KEY", "VETBOT_SMS_SENDER", "WECHAT_API_BASE",
+                 "WECHAT_SECRET", "WECHAT_ACCOUNT_ID", "VETBOT_REDIS_URL", "VETBOT_TRACKER_URL"):
         env.pop(name, None)
     env.update(extra_env or {})
     log = (var_dir / "serve.log").open("w")
@@ -66,7 +100,10 @@ def running_assistant(var_dir: Path, extra_env: Optional[Dict[str, str]] = None,
     try:
         if not wait_until_ready(url, timeout=timeout):
             raise AssistantDidNotStart("Rasa did not come up:\n" + (var_dir / "serve.log").read_text()[-3000:])
-        yield RunningAssistant(url, f"http://127.0.0.1:{gateway_port}", action_port, var_dir, proc)
+        gateway = f"http://127.0.0.1:{gateway_port}"
+        if not wait_for_http(f"{gateway}/healthz", timeout=60):
+            raise AssistantDidNotStart("the gateway is not healthy:\n" + (var_dir / "serve.log").read_text()[-3000:])
+        yield RunningAssistant(url, gateway, f"http://127.0.0.1:{mock_port}", action_port, var_dir, proc, env)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -36,7 +36,7 @@ TOKEN_TTL_SECONDS = 7200
 TOKEN_OVERLAP_SECONDS = 300
 MAX_TEXT_BYTES = 2048
 # The demo's secret when WECHAT_SECRET is unset: it only ever unlocks this mock.
-DEMO_SECRET = "vetbot-demo-secret"
+from bot.settings import MOCK_WECHAT_SECRET as DEMO_SECRET  # noqa: E402 - one demo value
 
 ERRORS = {
     0: "ok",

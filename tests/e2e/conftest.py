@@ -23,6 +23,7 @@ def assistant(tmp_path_factory):
     try:
         with running_assistant(var_dir, {"VETBOT_SECRET_KEY": "e2e-secret-key", "LOG_LEVEL": "DEBUG"}) as running:
             yield {"url": running.url, "proc": running.proc, "var_dir": var_dir,
-                   "action_port": running.action_port, "gateway": running.gateway}
+                   "action_port": running.action_port, "gateway": running.gateway,
+                   "mock_wechat": running.mock_wechat, "env": running.env}
     except AssistantDidNotStart as error:
         pytest.fail(str(error))

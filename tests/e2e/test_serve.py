@@ -81,7 +81,7 @@ def test_low_confidence_asks_a_clarifying_question_then_offers_a_person(assistan
 def test_ctrl_c_stops_every_process(assistant):
     proc = assistant["proc"]
     children = _children(proc.pid)
-    assert len(children) == 3  # the gateway, Rasa and the action server
+    assert len(children) == 4  # the mock WeChat API, the gateway, Rasa and the action server
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     for pid in children:

@@ -1,0 +1,405 @@
+"""``/wechat``: the official account's webhook, in front of Rasa.
+
+WeChat posts each message or event here (bot.wechat.protocol checks, decrypts and
+parses it). The message goes to Rasa's chat channel (bot.channels: personal numbers
+are redacted there, before Rasa sees the text) with the OpenID as the sender, and the
+bot's answer goes back as the passive reply when it comes within
+``wechat_reply_budget`` seconds (WeChat waits 5); otherwise WeChat gets ``success``
+and the answer follows through the customer-service API. A turn longer than one
+WeChat message sends the rest through the customer-service API too.
+
+WeChat retries a request it got no answer to: a retry (same FromUserName + MsgId,
+or + CreateTime for events) never runs a second turn; it gets the first attempt's
+reply (bot.wechat.dedup). Events: subscribe greets with the menu, unsubscribe
+deletes the user's personal data and conversation, CLICK says what data/wechat_menu.yml
+maps its key to, LOCATION is remembered for the station finder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Deque, Dict, List, Mapping, Optional, Set
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from bot.gateway.app import HEALTH_CHECKS, SETTINGS, VAULT, run_in_session
+from bot.services import identity
+from bot.settings import PROJECT_ROOT, Settings
+from bot.wechat.client import WechatClient
+from bot.wechat.dedup import MISSING, MemoryReplyCache, RedisReplyCache, ReplyCache
+from bot.wechat.protocol import (
+    SUCCESS,
+    Inbound,
+    MemoryNonceStore,
+    NonceStore,
+    ProtocolError,
+    RedisNonceStore,
+    ReplayedNonce,
+    WechatConfig,
+    Webhook,
+    dedup_key,
+)
+from bot.wechat.render import to_wechat_texts
+from bot.wechat.token import AccessTokenStore, MemoryTokenBackend, RedisTokenBackend, TokenBackend
+
+log = logging.getLogger(__name__)
+
+MENU_FILE = PROJECT_ROOT / "data" / "wechat_menu.yml"
+RASA_TIMEOUT_SECONDS = 60.0
+# A user may send this many messages a minute; more get a friendly request to slow down.
+RATE_LIMIT = 20
+RATE_WINDOW_SECONDS = 60.0
+# Customer-service messages after a passive reply wait a moment, so that they arrive after it.
+LATER_DELAY_SECONDS = 1.0
+
+BUSY = "系统繁忙，请稍后再试。"
+TOO_FAST = "您发送消息太频繁了，请稍等一分钟再发。"
+VOICE_UNHEARD = "抱歉，没能听清这段语音，请用文字告诉我您想办理的事情。"
+LINK_REPLY = "收到您分享的链接。我暂时无法打开链接，请用文字告诉我您想了解或办理的事情。"
+VIDEO_REPLY = "收到您的视频。我暂时无法查看视频；如果是反映问题的材料，请先发送“投诉”说明情况，也可以拍成照片发送。"
+UNSUPPORTED = "抱歉，暂时不支持这类消息，请用文字告诉我您想办理的事情。"
+
+WECHAT = web.AppKey("wechat", object)  # a WechatEdge
+
+
+def short_id(openid: str) -> str:
+    """An OpenID for log lines: enough to follow one user, not the identifier itself."""
+    return hashlib.sha256(openid.encode("utf-8")).hexdigest()[:10]
+
+
+def load_menu(path: Path = MENU_FILE) -> Dict[str, str]:
+    """CLICK key → what the click says to the assistant (data/wechat_menu.yml)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    menu = data.get("menu") or {}
+    problems = [f"{key}: {value!r}" for key, value in menu.items()
+                if not isinstance(key, str) or not isinstance(value, str) or not value.startswith("/")]
+    if problems:
+        raise ValueError(f"{path}: each menu key needs a payload such as /book_appointment: {'; '.join(problems)}")
+    return dict(menu)
+
+
+class RateLimiter:
+    """At most ``limit`` messages per ``window`` seconds for each user (one gateway's view)."""
+
+    def __init__(self, limit: int = RATE_LIMIT, window: float = RATE_WINDOW_SECONDS) -> None:
+        self.limit, self.window = limit, window
+        self._seen: Dict[str, Deque[float]] = defaultdict(deque)
+
+    def allow(self, user: str, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
+        seen = self._seen[user]
+        while seen and now - seen[0] >= self.window:
+            seen.popleft()
+        if len(seen) >= self.limit:
+            return False
+        seen.append(now)
+        return True
+
+
+class _AnyNonce(NonceStore):
+    """For reading a retry that reuses its nonce: every other check still applies."""
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        return True
+
+
+class RasaUnavailable(Exception):
+    pass
+
+
+@dataclass
+class WechatEdge:
+    settings: Settings
+    webhook: Webhook
+    retry_webhook: Webhook
+    replies: ReplyCache
+    menu: Dict[str, str]
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    http: Optional[aiohttp.ClientSession] = None
+    client: Optional[WechatClient] = None
+    tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
+
+    def spawn(self, coroutine) -> None:
+        """Run ``coroutine`` after the request has been answered; kept until it ends."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+# --- talking to Rasa ------------------------------------------------------------------
+
+
+async def ask_rasa(edge: WechatEdge, openid: str, text: str) -> List[Dict[str, Any]]:
+    """The bot's messages for ``text`` from ``openid`` (Rasa's REST channel, which redacts)."""
+    assert edge.http is not None
+    url = f"{edge.settings.rasa_url}/webhooks/rest/webhook"
+    try:
+        async with edge.http.post(url, json={"sender": openid, "message": text},
+                                  timeout=aiohttp.ClientTimeout(total=RASA_TIMEOUT_SECONDS)) as response:
+            if response.status != 200:
+                raise RasaUnavailable(f"HTTP {response.status}")
+            messages = await response.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        raise RasaUnavailable(type(error).__name__) from None
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+async def remember_location(edge: WechatEdge, openid: str, latitude: float, longitude: float) -> None:
+    """A LOCATION event: the user's position goes into their conversation's slots, quietly."""
+    assert edge.http is not None
+    url = f"{edge.settings.rasa_url}/conversations/{openid}/tracker/events"
+    events = [{"event": "slot", "name": "latitude", "value": latitude},
+              {"event": "slot", "name": "longitude", "value": longitude}]
+    async with edge.http.post(url, json=events, params={"include_events": "NONE"},
+                              timeout=aiohttp.ClientTimeout(total=10)) as response:
+        if response.status != 200:
+            raise RasaUnavailable(f"HTTP {response.status}")
+
+
+async def forget_user(app: web.Application, openid: str) -> None:
+    """Unsubscribe: the personal data kept under this OpenID (bot.services.identity's
+    erasers: binding, bookings' OpenID, complaint contact data …) and the conversation."""
+    settings: Settings = app[SETTINGS]
+    vault = app[VAULT]
+    now = time.time()
+    import datetime as dt
+
+    await run_in_session(app, lambda session: identity.forget_openid(
+        session, vault, openid, dt.datetime.fromtimestamp(now, dt.timezone.utc)))
+    from bot.services.conversations import delete_conversation
+
+    await asyncio.to_thread(delete_conversation, settings.tracker_db, openid)
+    log.info("unfollow: personal data and conversation of %s deleted", short_id(openid))
+
+
+def payload(intent: str, entities: Mapping[str, Any]) -> str:
+    return f"/{intent}{json.dumps(dict(entities), ensure_ascii=False)}"
+
+
+async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> List[str]:
+    """What to answer ``inbound`` with, as WeChat texts (each within one message)."""
+    openid, kind = inbound.openid, inbound.kind
+    if kind == "event":
+        event = inbound.event or ""
+        if event == "unsubscribe":
+            await forget_user(app, openid)
+            return []
+        if event == "view":
+            return []
+        if event == "location":
+            if inbound.latitude is not None and inbound.longitude is not None:
+                try:
+                    await remember_location(edge, openid, inbound.latitude, inbound.longitude)
+                except (RasaUnavailable, aiohttp.ClientError, asyncio.TimeoutError) as error:
+                    log.warning("location of %s not kept: %s", short_id(openid), error)
+            return []
+        if event == "subscribe":
+            text = "/greet"
+        elif event == "click":
+            text = edge.menu.get(inbound.event_key or "", "/help")
+        else:
+            return []
+    else:
+        if not edge.limiter.allow(openid):
+            return [TOO_FAST]
+        if kind == "text":
+            # A typed "/intent{...}" would be read by Rasa as a button's payload: not from users.
+            text = (inbound.text or "").lstrip("/").strip() or "你好"
+        elif kind == "voice":
+            if not (inbound.recognition or "").strip():
+                return [VOICE_UNHEARD]
+            text = inbound.recognition.lstrip("/").strip()
+        elif kind == "image":
+            text = payload("send_attachment", {"media_type": "image", "media_id": inbound.media_id})
+        elif kind == "location":
+            text = payload("find_station", {"latitude": inbound.latitude, "longitude": inbound.longitude})
+        elif kind == "link":
+            return [LINK_REPLY]
+        elif kind in ("video", "shortvideo"):
+            return [VIDEO_REPLY]
+        else:
+            return [UNSUPPORTED]
+    try:
+        messages = await ask_rasa(edge, openid, text)
+    except RasaUnavailable as error:
+        log.error("Rasa unavailable for a message from %s: %s", short_id(openid), error)
+        await record_failure(app, openid, "in", "rasa_down", text, str(error))
+        return [BUSY]
+    return to_wechat_texts(messages)
+
+
+async def record_failure(app: web.Application, openid: str, direction: str, kind: str, text: str,
+                         reason: str) -> None:
+    """Keep what could not be handled for staff (bot.services.wechat_failures), if that exists."""
+    try:
+        from bot.services import wechat_failures
+    except ImportError:  # the failure register comes with the console; until then the log has it
+        return
+    import datetime as dt
+
+    from bot.redaction import redact
+
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        await run_in_session(app, lambda session: wechat_failures.record_failure(
+            session, openid, direction, kind, redact(text).text, reason, now))
+    except Exception as error:  # recording must not cost the user their apology
+        log.error("failure not recorded: %s", type(error).__name__)
+
+
+async def send_later(app: web.Application, edge: WechatEdge, openid: str, texts: List[str],
+                     delay: float = 0.0) -> None:
+    """``texts`` through the customer-service API, in order; what cannot go is recorded."""
+    if delay:
+        await asyncio.sleep(delay)
+    if edge.client is None:
+        return
+    for index, text in enumerate(texts):
+        result = await edge.client.send_text(openid, text)
+        if not result.ok:
+            log.warning("customer-service message to %s not sent: %s", short_id(openid), result.errcode)
+            reason = f"{result.errcode}: {result.errmsg}"
+            kind = "window_closed" if result.window_closed else "send_failed"
+            for unsent in texts[index:]:
+                await record_failure(app, openid, "out", kind, unsent, reason)
+            return
+
+
+# --- the webhook ------------------------------------------------------------------------
+
+
+def _refused(error: ProtocolError, method: str) -> web.Response:
+    log.warning("wechat %s refused (%d): %s", method, error.status, error.reason)
+    return web.Response(status=error.status, text="refused")
+
+
+async def _being_answered(edge: WechatEdge, key: str, grace: float = 1.0) -> bool:
+    """Whether a message with ``key`` is being or has been answered (its first delivery
+    may still be on its way to claiming the key: allow it ``grace`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while True:
+        state, _ = await edge.replies.wait(key, 0)
+        if state != MISSING:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+async def verify(request: web.Request) -> web.Response:
+    edge: WechatEdge = request.app[WECHAT]
+    try:
+        return web.Response(text=edge.webhook.verify_url(request.query))
+    except ProtocolError as error:
+        return _refused(error, "GET")
+
+
+async def receive(request: web.Request) -> web.Response:
+    app, edge = request.app, request.app[WECHAT]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    body = await request.read()
+    try:
+        inbound = await edge.webhook.receive(request.query, body)
+    except ReplayedNonce as error:
+        # A retry may reuse its nonce: let it through only for a message already being
+        # answered (it then gets that answer); anything else is a replay.
+        try:
+            inbound = await edge.retry_webhook.receive(request.query, body)
+        except ProtocolError as refusal:
+            return _refused(refusal, "POST")
+        if not await _being_answered(edge, dedup_key(inbound)):
+            return _refused(error, "POST")
+    except ProtocolError as error:
+        return _refused(error, "POST")
+
+    budget = edge.settings.wechat_reply_budget
+    deadline = started + budget
+
+    async def turn() -> Dict[str, Any]:
+        texts = await respond(app, edge, inbound)
+        if loop.time() <= deadline:
+            return {"passive": texts[:1], "later": texts[1:]}
+        # Too late for the passive reply: everything goes through the customer-service API.
+        await send_later(app, edge, inbound.openid, texts)
+        return {"passive": [], "later": []}
+
+    work = asyncio.ensure_future(edge.replies.run_once(dedup_key(inbound), turn, wait_timeout=budget))
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(work), timeout=max(0.0, deadline - loop.time()) + 0.2)
+    except asyncio.TimeoutError:
+        edge.spawn(work)  # the turn goes on and delivers its answer itself
+        return web.Response(text=SUCCESS)
+    reply = outcome.reply if outcome.ready and isinstance(outcome.reply, dict) else {}
+    passive = reply.get("passive") or []
+    if outcome.first and reply.get("later"):
+        edge.spawn(send_later(app, edge, inbound.openid, reply["later"], delay=LATER_DELAY_SECONDS))
+    text = edge.webhook.passive_reply(inbound, passive)
+    return web.Response(text=text, content_type="text/plain" if text == SUCCESS else "application/xml",
+                        charset="utf-8")
+
+
+# --- set-up -----------------------------------------------------------------------------
+
+
+def _redis_client(url: str):
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url)
+
+
+def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = None) -> None:
+    settings: Settings = app[SETTINGS]
+    config = WechatConfig(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
+                          settings.wechat_account_id)
+    redis = _redis_client(settings.redis_url) if settings.redis_url else None
+    nonces: NonceStore = RedisNonceStore(redis) if redis is not None else MemoryNonceStore()
+    replies: ReplyCache = RedisReplyCache(redis) if redis is not None else MemoryReplyCache()
+    if token_backend is None:
+        token_backend = RedisTokenBackend(redis, settings.wechat_appid) if redis is not None else MemoryTokenBackend()
+    edge = WechatEdge(settings=settings, webhook=Webhook(config, nonces), retry_webhook=Webhook(config, _AnyNonce()),
+                      replies=replies, menu=load_menu())
+    app[WECHAT] = edge
+
+    async def http_session(app: web.Application) -> AsyncIterator[None]:
+        edge.http = aiohttp.ClientSession()
+        if settings.wechat_secret:
+            tokens = AccessTokenStore(edge.http, settings.wechat_api_base, settings.wechat_appid,
+                                      settings.wechat_secret, backend=token_backend)
+            edge.client = WechatClient(edge.http, settings.wechat_api_base, tokens)
+        else:
+            log.error("WECHAT_SECRET is not set: answers slower than %.1f s cannot be delivered",
+                      settings.wechat_reply_budget)
+        yield
+        for task in list(edge.tasks):
+            task.cancel()
+        await asyncio.gather(*edge.tasks, return_exceptions=True)
+        await edge.http.close()
+        if redis is not None:
+            await redis.close()
+
+    app.cleanup_ctx.append(http_session)
+
+    async def rasa_ok(app: web.Application) -> bool:
+        async with edge.http.get(f"{settings.rasa_url}/") as response:  # type: ignore[union-attr]
+            return response.status == 200
+
+    async def actions_ok(app: web.Application) -> bool:
+        base = settings.action_server_url.rsplit("/webhook", 1)[0]
+        async with edge.http.get(f"{base}/health") as response:  # type: ignore[union-attr]
+            return response.status == 200
+
+    app[HEALTH_CHECKS]["rasa"] = rasa_ok
+    app[HEALTH_CHECKS]["action_server"] = actions_ok
+    app.router.add_get("/wechat", verify)
+    app.router.add_post("/wechat", receive)
