@@ -391,14 +391,23 @@ class Appointment(Base):
 
 class Outbox(Base):
     """A message to send later through the customer-service API (reminders, complaint
-    updates …). Writers add rows in their own transaction; a delivery worker sends
-    the due ones (``sent_at IS NULL AND due_at <= now``) and records attempts."""
+    updates …). Writers add rows in their own transaction; the delivery worker
+    (bot.wechat.delivery) sends the due ones (``sent_at IS NULL AND failed_at IS NULL
+    AND due_at <= now``) and records attempts.
+
+    ``due_at`` is when the row may next be tried: the worker that claims a row moves
+    it forward (a lease), and a retryable failure moves it on by the backoff. A row
+    given up (window closed, refused, out of attempts) gets ``failed_at`` and a
+    ``wechat_failures`` row for staff. ``parts_sent`` counts the pieces of a long
+    text already delivered, so that a retry resumes where the last try stopped."""
 
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts"),
-        Index("ix_outbox_pending", "due_at", sqlite_where=text("sent_at IS NULL"),
-              postgresql_where=text("sent_at IS NULL")),
+        CheckConstraint("parts_sent >= 0", name="parts_sent"),
+        CheckConstraint("sent_at IS NULL OR failed_at IS NULL", name="sent_or_failed"),
+        Index("ix_outbox_pending", "due_at", sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+              postgresql_where=text("sent_at IS NULL AND failed_at IS NULL")),
     )
 
     id = Column(Integer, primary_key=True)
@@ -410,7 +419,9 @@ class Outbox(Base):
     created_at = Timestamp(nullable=False, default=utcnow)
     sent_at = Timestamp()
     attempts = Column(Integer, nullable=False, default=0)
-    last_error = Column(Text)
+    last_error = Column(Text)  # WeChat's errcode and errmsg, never the message text
+    failed_at = Timestamp()  # given up: see wechat_failures
+    parts_sent = Column(Integer, nullable=False, default=0, server_default=text("0"))
 
 
 # --- complaints and petitions (信访/投诉): the register, one case per matter (一案一册) -------
@@ -528,3 +539,56 @@ class ContactDraft(Base):
     phone_cipher = Column(Text, nullable=False)
     phone_masked = Column(String(20), nullable=False)
     created_at = Timestamp(nullable=False, default=utcnow)
+
+
+# --- the WeChat edge: the shared access token and what could not be handled -------------
+
+FAILURE_DIRECTIONS = ("in", "out")
+
+
+class WechatToken(Base):
+    """The account's access_token, shared by every gateway when there is no Redis
+    (bot.wechat.dbtoken), and the lock that lets one process at a time renew it.
+
+    The token is a credential: with a vault it is stored AES-GCM encrypted
+    (``token_cipher``), without one in ``token_plain``; never both. A process
+    renewing it holds ``refreshing_until`` (claimed by a guarded UPDATE, so only one
+    wins) and names itself in ``refresh_holder``, so that it releases only its own lock."""
+
+    __tablename__ = "wechat_tokens"
+    __table_args__ = (CheckConstraint("token_cipher IS NULL OR token_plain IS NULL", name="one_token"),)
+
+    appid = Column(String(32), primary_key=True)
+    token_cipher = Column(Text)
+    token_plain = Column(Text)
+    expires_at = Timestamp()
+    updated_at = Timestamp(nullable=False, default=utcnow)
+    refreshing_until = Timestamp()
+    refresh_holder = Column(String(32))
+
+
+class WechatFailure(Base):
+    """A message the gateway could not handle (``in``: the bot was down …) or deliver
+    (``out``: the user's 48-hour window closed, WeChat refused …), kept for staff
+    until one of them resolves it (bot.services.wechat_failures).
+
+    ``text`` is redacted by the caller for ``in``; for ``out`` it is the message that
+    did not arrive. Deleted when the user unfollows, like everything under an OpenID."""
+
+    __tablename__ = "wechat_failures"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index("ix_wechat_failures_resolved_at_created_at", "resolved_at", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    direction = Column(String(3), nullable=False)
+    kind = Column(String(32), nullable=False)  # rasa_down, window_closed, send_failed, unrenderable …
+    text = Column(Text)
+    reason = Column(Text, nullable=False)  # errcode and errmsg, or the error's type: no personal data
+    ref = Column(String(64))  # what the message was about, from the outbox: complaint:TS…, appointment:YY…
+    outbox_id = Column(Integer, ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
+    created_at = Timestamp(nullable=False, default=utcnow)
+    resolved_at = Timestamp()
+    resolved_by = Column(String(50))  # the staff member
