@@ -59,6 +59,8 @@ class Settings:
     # Redis for the gateway's nonces, retry replies and the shared access token; unset:
     # in memory / the database (one gateway).
     redis_url: Optional[str]
+    # Seconds between the gateway's runs of the outbox (reminders, complaint notices).
+    outbox_interval: float
     rasa_url: str
     action_server_url: str
     secret_key: str
@@ -106,6 +108,7 @@ class Settings:
             wechat_account_id=env.get("WECHAT_ACCOUNT_ID", "").strip() or None,
             wechat_reply_budget=float(_env(env, "VETBOT_WECHAT_REPLY_BUDGET", "4.5")),
             redis_url=env.get("VETBOT_REDIS_URL", "").strip() or None,
+            outbox_interval=float(_env(env, "VETBOT_OUTBOX_INTERVAL", "30")),
             rasa_url=_env(env, "RASA_URL", f"http://127.0.0.1:{rasa_port}"),
             action_server_url=_env(
                 env, "VETBOT_ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"

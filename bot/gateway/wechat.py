@@ -18,7 +18,6 @@ maps its key to, LOCATION is remembered for the station finder.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -31,10 +30,12 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bot.gateway.app import HEALTH_CHECKS, SETTINGS, VAULT, run_in_session
+from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.services import identity
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
+from bot.wechat.dbtoken import DatabaseTokenBackend
+from bot.wechat.delivery import run_worker, short_id
 from bot.wechat.dedup import MISSING, MemoryReplyCache, RedisReplyCache, ReplyCache
 from bot.wechat.protocol import (
     SUCCESS,
@@ -49,7 +50,7 @@ from bot.wechat.protocol import (
     dedup_key,
 )
 from bot.wechat.render import to_wechat_texts
-from bot.wechat.token import AccessTokenStore, MemoryTokenBackend, RedisTokenBackend, TokenBackend
+from bot.wechat.token import AccessTokenStore, RedisTokenBackend, TokenBackend
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,6 @@ VIDEO_REPLY = "收到您的视频。我暂时无法查看视频；如果是反�
 UNSUPPORTED = "抱歉，暂时不支持这类消息，请用文字告诉我您想办理的事情。"
 
 WECHAT = web.AppKey("wechat", object)  # a WechatEdge
-
-
-def short_id(openid: str) -> str:
-    """An OpenID for log lines: enough to follow one user, not the identifier itself."""
-    return hashlib.sha256(openid.encode("utf-8")).hexdigest()[:10]
 
 
 def load_menu(path: Path = MENU_FILE) -> Dict[str, str]:
@@ -127,6 +123,8 @@ class WechatEdge:
     http: Optional[aiohttp.ClientSession] = None
     client: Optional[WechatClient] = None
     tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
+    actions_up: bool = True
+    actions_checked_at: Optional[float] = None
 
     def spawn(self, coroutine) -> None:
         """Run ``coroutine`` after the request has been answered; kept until it ends."""
@@ -151,6 +149,25 @@ async def ask_rasa(edge: WechatEdge, openid: str, text: str) -> List[Dict[str, A
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
         raise RasaUnavailable(type(error).__name__) from None
     return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+ACTIONS_CHECK_SECONDS = {True: 5.0, False: 1.0}  # how long a health answer is trusted
+
+
+async def actions_alive(edge: WechatEdge) -> bool:
+    """Whether the action server answers its health check (the answer cached a few seconds)."""
+    assert edge.http is not None
+    now = time.monotonic()
+    if edge.actions_checked_at is not None and now - edge.actions_checked_at < ACTIONS_CHECK_SECONDS[edge.actions_up]:
+        return edge.actions_up
+    base = edge.settings.action_server_url.rsplit("/webhook", 1)[0]
+    try:
+        async with edge.http.get(f"{base}/health", timeout=aiohttp.ClientTimeout(total=2)) as response:
+            edge.actions_up = response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        edge.actions_up = False
+    edge.actions_checked_at = now
+    return edge.actions_up
 
 
 async def remember_location(edge: WechatEdge, openid: str, latitude: float, longitude: float) -> None:
@@ -228,13 +245,25 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
             return [VIDEO_REPLY]
         else:
             return [UNSUPPORTED]
+    if not await actions_alive(edge):
+        # Rasa would answer without its custom actions: wrongly ("I did not understand").
+        log.error("action server down; a message from %s waits for staff", short_id(openid))
+        await record_failure(app, openid, "in", "actions_down", text, "the action server is not answering")
+        return [BUSY]
     try:
         messages = await ask_rasa(edge, openid, text)
     except RasaUnavailable as error:
         log.error("Rasa unavailable for a message from %s: %s", short_id(openid), error)
         await record_failure(app, openid, "in", "rasa_down", text, str(error))
         return [BUSY]
-    return to_wechat_texts(messages)
+    texts = to_wechat_texts(messages)
+    if not texts:
+        # Every message gets an answer; none means a custom action failed (the action
+        # server is down or broke), and Rasa went quiet.
+        log.error("no answer from the bot for a message from %s", short_id(openid))
+        await record_failure(app, openid, "in", "no_answer", text, "the bot gave no answer (action server down?)")
+        return [BUSY]
+    return texts
 
 
 async def record_failure(app: web.Application, openid: str, direction: str, kind: str, text: str,
@@ -365,22 +394,30 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
     redis = _redis_client(settings.redis_url) if settings.redis_url else None
     nonces: NonceStore = RedisNonceStore(redis) if redis is not None else MemoryNonceStore()
     replies: ReplyCache = RedisReplyCache(redis) if redis is not None else MemoryReplyCache()
-    if token_backend is None:
-        token_backend = RedisTokenBackend(redis, settings.wechat_appid) if redis is not None else MemoryTokenBackend()
+    if token_backend is None and redis is not None:
+        token_backend = RedisTokenBackend(redis, settings.wechat_appid)
     edge = WechatEdge(settings=settings, webhook=Webhook(config, nonces), retry_webhook=Webhook(config, _AnyNonce()),
                       replies=replies, menu=load_menu())
     app[WECHAT] = edge
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
+        # Runs after create_app's database context: the session factory exists by now.
         edge.http = aiohttp.ClientSession()
+        stop = asyncio.Event()
         if settings.wechat_secret:
+            # The access token is shared through Redis, else through the database.
+            backend = token_backend or DatabaseTokenBackend(app[SESSION_FACTORY], settings.wechat_appid,
+                                                            vault=app[VAULT])
             tokens = AccessTokenStore(edge.http, settings.wechat_api_base, settings.wechat_appid,
-                                      settings.wechat_secret, backend=token_backend)
+                                      settings.wechat_secret, backend=backend)
             edge.client = WechatClient(edge.http, settings.wechat_api_base, tokens)
+            # The outbox (reminders, complaint notices) goes out through the customer-service API.
+            edge.spawn(run_worker(app[SESSION_FACTORY], edge.client, interval=settings.outbox_interval,
+                                  stop_event=stop))
         else:
-            log.error("WECHAT_SECRET is not set: answers slower than %.1f s cannot be delivered",
-                      settings.wechat_reply_budget)
+            log.error("WECHAT_SECRET is not set: slow answers and the outbox cannot be delivered")
         yield
+        stop.set()
         for task in list(edge.tasks):
             task.cancel()
         await asyncio.gather(*edge.tasks, return_exceptions=True)
@@ -395,9 +432,8 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
             return response.status == 200
 
     async def actions_ok(app: web.Application) -> bool:
-        base = settings.action_server_url.rsplit("/webhook", 1)[0]
-        async with edge.http.get(f"{base}/health") as response:  # type: ignore[union-attr]
-            return response.status == 200
+        edge.actions_checked_at = None  # ask now
+        return await actions_alive(edge)
 
     app[HEALTH_CHECKS]["rasa"] = rasa_ok
     app[HEALTH_CHECKS]["action_server"] = actions_ok

@@ -88,6 +88,7 @@ def running_assistant(var_dir: Path, extra_env: Optional[Dict[str, str]] = None,
         "WECHAT_TOKEN": TEST_WECHAT_TOKEN,
         "WECHAT_APPID": TEST_WECHAT_APPID,
         "WECHAT_AES_KEY": TEST_WECHAT_AES_KEY,
+        "VETBOT_OUTBOX_INTERVAL": "1",
     }
     for name in ("VETBOT_DATABASE_URL", "VETBOT_PII_KEY", "VETBOT_SMS_SENDER", "WECHAT_API_BASE",
                  "WECHAT_SECRET", "WECHAT_ACCOUNT_ID", "VETBOT_REDIS_URL", "VETBOT_TRACKER_URL"):

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -19,6 +22,19 @@ pytestmark = pytest.mark.e2e
 
 def _say(assistant, sender, text):
     return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60)))
+
+
+def _messages_at_mock_wechat(assistant, openid, wanted, timeout=20.0):
+    """The first message to ``openid`` at the mock WeChat API that contains ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        url = f"{assistant['mock_wechat']}/mock/messages?" + urllib.parse.urlencode({"touser": openid})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for message in json.loads(response.read())["messages"]:
+                if wanted in str(message.get("text", "")):
+                    return message["text"]
+        time.sleep(0.5)
+    raise AssertionError(f"no message with {wanted!r} reached the mock WeChat API")
 
 
 def _case_number(text):
@@ -52,6 +68,9 @@ def test_file_a_complaint_with_a_phone_for_the_reply_then_follow_it(assistant):
     done = _say(assistant, sender, "确认")
     number = _case_number(done)
     assert "已登记" in done
+    # The 登记告知 goes out of the outbox through the (mock) customer-service API.
+    notice = _messages_at_mock_wechat(assistant, sender, "【信访登记】")
+    assert number in notice and "告知是否受理" in notice
 
     status = _say(assistant, sender, "查一下我的投诉进度")
     assert status.startswith(f"您反映的问题（{number}）已于") and "登记" in status

@@ -7,8 +7,6 @@ stops the shared assistant.)"""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -33,6 +31,11 @@ pytestmark = pytest.mark.e2e
 def _user(assistant, gateway=None) -> WechatUser:
     return WechatUser(f"{gateway or assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
                       TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"])
+
+
+def _failures(assistant, openid: str):
+    with sqlite3.connect(assistant["var_dir"] / "vetbot.db") as db:
+        return db.execute("SELECT direction, kind, text FROM wechat_failures WHERE openid = ?", (openid,)).fetchall()
 
 
 def _user_turns(assistant, sender: str) -> int:
@@ -147,3 +150,15 @@ async def test_rasa_down_gets_an_apology(assistant, extra_gateway):
     async with _user(assistant, gateway) as user:
         answer = await user.say("你好")
         assert answer.texts == ["系统繁忙，请稍后再试。"]
+        assert _failures(assistant, user.openid) == [("in", "rasa_down", "你好")]  # kept for staff
+
+
+async def test_action_server_down_gets_an_apology(assistant, extra_gateway):
+    # Rasa without its custom actions would answer wrongly ("I did not understand"): the
+    # gateway checks the action server first.
+    gateway = extra_gateway(VETBOT_ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}/webhook")
+    async with _user(assistant, gateway) as user:
+        answer = await user.say("我的优待证办好了没")
+        assert answer.texts == ["系统繁忙，请稍后再试。"]
+        assert _failures(assistant, user.openid) == [("in", "actions_down", "我的优待证办好了没")]
+        assert _user_turns(assistant, user.openid) == 0  # Rasa was not asked to answer without its actions
