@@ -46,6 +46,20 @@ def wait_until_ready(rasa_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> b
     return False
 
 
+def read_line() -> Optional[str]:
+    """The user's next non-empty line; None when they quit (/quit, /exit, Ctrl-D, Ctrl-C)."""
+    while True:
+        try:
+            line = input("我：").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return None
+        if line in {"/quit", "/exit"}:
+            return None
+        if line:
+            return line
+
+
 def chat_wechat(openid: Optional[str] = None) -> int:
     """A WeChat user in the terminal: messages go signed (and encrypted in safe mode) to the
     gateway's /wechat exactly as WeChat sends them; answers sent later through the
@@ -70,14 +84,8 @@ def chat_wechat(openid: Optional[str] = None) -> int:
                               api_base=settings.wechat_api_base if settings.mock_wechat else None,
                               **kwargs) as user:
             while True:
-                try:
-                    line = (await asyncio.to_thread(input, "我：")).strip()
-                except (EOFError, KeyboardInterrupt):
-                    print()
-                    return 0
-                if not line:
-                    continue
-                if line in {"/quit", "/exit"}:
+                line = await asyncio.to_thread(read_line)
+                if line is None:
                     return 0
                 try:
                     answer = await user.say(line)
@@ -107,14 +115,8 @@ def chat(sender: Optional[str] = None) -> int:
         return 1
     print("已连接。请输入您的问题，回复数字选择菜单项；输入 /quit 退出。\n", flush=True)
     while True:
-        try:
-            line = input("我：").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if not line:
-            continue
-        if line in {"/quit", "/exit"}:
+        line = read_line()
+        if line is None:
             return 0
         try:
             replies = send(settings.rasa_url, sender, line)

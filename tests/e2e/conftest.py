@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.chat import send
+from bot.render import render_messages
 from bot.testing.assistant import AssistantDidNotStart, running_assistant
 from bot.training import latest_model
 
@@ -27,3 +29,8 @@ def assistant(tmp_path_factory):
                    "mock_wechat": running.mock_wechat, "env": running.env}
     except AssistantDidNotStart as error:
         pytest.fail(str(error))
+
+
+def say(assistant, sender: str, text: str) -> str:
+    """The assistant's answer to ``text`` through the REST chat channel, as the user reads it."""
+    return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60)))

@@ -12,14 +12,10 @@ import uuid
 
 import pytest
 
-from bot.chat import send
-from bot.render import render_messages
+
+from tests.e2e.conftest import say as _say
 
 pytestmark = pytest.mark.e2e
-
-
-def _say(assistant, sender, text):
-    return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60)))
 
 
 def test_book_with_an_interruption_then_look_up_and_cancel(assistant):

@@ -14,14 +14,10 @@ import uuid
 
 import pytest
 
-from bot.chat import send
-from bot.render import render_messages
+
+from tests.e2e.conftest import say as _say
 
 pytestmark = pytest.mark.e2e
-
-
-def _say(assistant, sender, text):
-    return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60)))
 
 
 def _messages_at_mock_wechat(assistant, openid, wanted, timeout=20.0):

@@ -162,3 +162,18 @@ async def test_action_server_down_gets_an_apology(assistant, extra_gateway):
         assert answer.texts == ["系统繁忙，请稍后再试。"]
         assert _failures(assistant, user.openid) == [("in", "actions_down", "我的优待证办好了没")]
         assert _user_turns(assistant, user.openid) == 0  # Rasa was not asked to answer without its actions
+
+
+async def test_voice_a_reported_location_and_the_rate_limit(assistant):
+    async with _user(assistant) as user:
+        heard = await user.say("/voice 优待证怎么申请")  # WeChat's speech recognition text
+        assert heard.texts[0].startswith("【退役军人优待证】")
+        unheard = await user.send(simulator.voice(None))
+        assert unheard.texts == ["抱歉，没能听清这段语音，请用文字告诉我您想办理的事情。"]
+        reported = await user.say("/report-location 31.3747 121.2468")  # WeChat's LOCATION event
+        assert reported.texts == []
+        nearest = await user.say("最近的服务站在哪")
+        assert "公里" in nearest.texts[0]  # the reported position was remembered
+        answers = [await user.say("你好") for _ in range(20)]
+        assert answers[-1].texts == ["您发送消息太频繁了，请稍等一分钟再发。"]
+        assert all("您好" in a.texts[0] for a in answers[:16])

@@ -15,15 +15,11 @@ import uuid
 
 import pytest
 
-from bot.chat import send
-from bot.render import render_messages
 from bot.seed import DEMO_VETERAN
 
+from tests.e2e.conftest import say as _say
+
 pytestmark = pytest.mark.e2e
-
-
-def _say(assistant, sender, text):
-    return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60)))
 
 
 def _get(url):
