@@ -119,18 +119,30 @@ async def test_a_held_refresh_lock_makes_another_gateway_wait_for_the_holders_to
 
 
 async def test_the_lock_times_out_for_waiters_and_lapses_for_a_vanished_holder(session_factory, other_factory):
-    vanishing = DatabaseTokenBackend(session_factory, TEST_APPID, lock_timeout=0.5)
-    impatient = DatabaseTokenBackend(other_factory, TEST_APPID, lock_wait=0.2, poll_interval=0.02)
-    patient = DatabaseTokenBackend(other_factory, TEST_APPID, lock_wait=10, poll_interval=0.02)
+    # The lease is measured on the backends' clock, which the test moves: no timing involved.
+    clock = {"now": 1_800_000_000.0}
+
+    def now() -> float:
+        return clock["now"]
+
+    vanishing = DatabaseTokenBackend(session_factory, TEST_APPID, lock_timeout=30, clock=now)
+    impatient = DatabaseTokenBackend(other_factory, TEST_APPID, lock_wait=0.2, poll_interval=0.02, clock=now)
+    patient = DatabaseTokenBackend(other_factory, TEST_APPID, lock_wait=30, poll_interval=0.02, clock=now)
     async with vanishing.refresh_lock():
         with pytest.raises(TokenError) as error:
             async with impatient.refresh_lock():
                 pass  # pragma: no cover - never reached
         assert error.value.errcode is None
-        # The holder does not release (as if its process died): the claim lapses after 0.5 s.
-        started = time.monotonic()
+
+        # The holder does not release (as if its process died); the patient one waits
+        # until the claim's 30 s have passed on the clock.
+        async def time_passes() -> None:
+            await asyncio.sleep(0.3)
+            clock["now"] += 31
+
+        passing = asyncio.ensure_future(time_passes())
         async with patient.refresh_lock():
-            assert time.monotonic() - started >= 0.25
+            assert passing.done()  # not before the lease lapsed
             # The late holder's release must not free the claim the patient one holds now.
             await vanishing._run(vanishing._release, "not-the-patient-holder")
             with pytest.raises(TokenError):
