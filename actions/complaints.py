@@ -23,6 +23,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import resources
 from actions.appointments import _in_session, _intent, _station_id, _text, chosen_button, chosen_entities, yes_or_no
+from actions.handoff import hand_over, paused
 from bot.services import complaints as register
 from bot.services import contacts
 from bot.services import stations as network
@@ -538,6 +539,8 @@ class ActionSubmitComplaint(Action):
                 station, channel, None, urgent, current,
                 case_phone_protected=protected)
             _add_attachments(session, view.case_number, openid, attachments, veteran_id, current)
+            if view.urgent:  # staff take the conversation over at once, first in the queue
+                hand_over(session, openid, "urgent", current, urgent=True, case_number=view.case_number)
             return "registered", view
 
         try:
@@ -561,6 +564,7 @@ class ActionSubmitComplaint(Action):
             return reset_events()
         if view.urgent:
             dispatcher.utter_message(response="utter_complaint_urgent", case_number=view.case_number)
+            return reset_events() + paused()
         else:
             dispatcher.utter_message(text=registered_text(view))
         return reset_events()

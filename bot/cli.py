@@ -3,6 +3,7 @@
     vetbot train      train a model when none matches the data
     vetbot serve      run Rasa and the action server in the foreground; Ctrl-C stops all
     vetbot chat       chat in the terminal with the running assistant, as a simulated WeChat user
+    vetbot create-staff USER --role R [--station CODE] --name NAME   a console account (工作台账号)
     vetbot validate   rasa data validate; unexpected warnings fail
     vetbot evaluate   score the NLU on the held-out split and write the report
     vetbot db upgrade migrate the veteran database to the latest schema
@@ -30,6 +31,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
     return serve()
+
+
+def cmd_create_staff(args: argparse.Namespace) -> int:
+    from bot.console.accounts_cli import run_create_staff
+
+    return run_create_staff(args)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -211,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     roster.add_argument("--report", default=None, help="error report (default: <file>.errors.csv)")
     roster.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
     roster.set_defaults(func=cmd_import_roster)
+    from bot.console.accounts_cli import add_create_staff_arguments
+
+    create_staff = sub.add_parser("create-staff",
+                                  help="create a console account (password asked twice, or VETBOT_STAFF_PASSWORD)")
+    add_create_staff_arguments(create_staff)
+    create_staff.set_defaults(func=cmd_create_staff)
     return parser
 
 

@@ -592,3 +592,137 @@ class WechatFailure(Base):
     created_at = Timestamp(nullable=False, default=utcnow)
     resolved_at = Timestamp()
     resolved_by = Column(String(50))  # the staff member
+
+
+# --- human handoff: conversations staff take over ---------------------------------------
+
+HANDOFF_REASONS = ("request_human", "fallback", "urgent", "staff")
+HANDOFF_STATES = ("waiting", "claimed", "closed")
+
+
+class Handoff(Base):
+    """A conversation handed to staff (bot.services.handoff): waiting in the queue, held by
+    a staff member, or handed back. At most one open (not closed) handoff per user.
+
+    The conversation itself stays in Rasa's tracker store (paused while staff hold it);
+    this row is the queue entry and who did what when."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        CheckConstraint(_one_of("reason", HANDOFF_REASONS), name="reason"),
+        CheckConstraint(_one_of("state", HANDOFF_STATES), name="state"),
+        CheckConstraint("(state = 'closed') = (closed_at IS NOT NULL)", name="closed_at"),
+        CheckConstraint("state = 'waiting' OR claimed_at IS NOT NULL", name="claimed_at"),
+        # One open handoff per user (the queue shows each conversation once).
+        Index("uq_handoffs_open_openid", "openid", unique=True,
+              sqlite_where=text("state != 'closed'"), postgresql_where=text("state != 'closed'")),
+        Index("ix_handoffs_state_created_at", "state", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    reason = Column(String(16), nullable=False)
+    urgent = Column(Boolean, nullable=False, default=False)
+    case_number = Column(String(20))  # the urgent complaint that caused it
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="SET NULL"), index=True)  # for scoping
+    state = Column(String(8), nullable=False, default="waiting")
+    created_at = Timestamp(nullable=False, default=utcnow)
+    claimed_at = Timestamp()
+    claimed_by = Column(String(50))
+    closed_at = Timestamp()
+    closed_by = Column(String(50))
+
+
+# --- the staff console: accounts, sign-in, and the audit trail (bot.services.staff) -----
+
+STAFF_ROLES = ("admin", "district", "station", "trainer")
+
+
+class StaffAccount(Base):
+    """A console account: 系统管理员 (admin), 区中心工作人员 (district), 服务站工作人员
+    (station) or 语料训练员 (trainer).
+
+    ``station_id`` anchors the account's data scope: the district centre for district
+    staff, their own street or community station for station staff, and nothing for
+    admins and trainers (a CHECK below). That a district account sits at a district-tier
+    station, and a station account at a street or community one, spans two tables and is
+    checked by ``bot.services.staff.create_account``. Accounts are never deleted
+    (the audit trail points at them): they are deactivated."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", STAFF_ROLES), name="role"),
+        CheckConstraint("(role IN ('district', 'station')) = (station_id IS NOT NULL)", name="station_by_role"),
+        # Only argon2id hashes: a clear password or an old algorithm cannot be stored.
+        CheckConstraint("password_hash LIKE '$argon2id$%'", name="password_hash"),
+        CheckConstraint("username = lower(username)", name="username_lower"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(32), nullable=False, unique=True)  # ASCII, lower case: wangkz
+    display_name = Column(String(50), nullable=False)  # 王科长
+    password_hash = Column(String(255), nullable=False)
+    role = Column(String(10), nullable=False)
+    station_id = Column(Integer, ForeignKey("stations.id", ondelete="RESTRICT"), index=True)
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Timestamp(nullable=False, default=utcnow)
+    password_changed_at = Timestamp(nullable=False, default=utcnow)
+    last_login_at = Timestamp()
+
+    station = relationship("Station")
+
+
+class StaffLoginFailure(Base):
+    """A failed console sign-in, kept only for the throttling window, then deleted.
+
+    ``username_key`` is a keyed hash of the name typed (people type their password
+    into the name field), ``address`` the client address."""
+
+    __tablename__ = "staff_login_failures"
+    __table_args__ = (
+        Index("ix_staff_login_failures_username_key_failed_at", "username_key", "failed_at"),
+        Index("ix_staff_login_failures_address_failed_at", "address", "failed_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    username_key = Column(String(64), nullable=False)
+    address = Column(String(64), nullable=False)
+    failed_at = Timestamp(nullable=False, index=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. ``id`` is the SHA-256 of the cookie's random token, so the
+    table alone cannot be replayed; signing out deletes the row. ``csrf_secret`` keys
+    the forms' CSRF tokens for this session (bot.console.auth)."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (CheckConstraint("created_at < expires_at", name="expiry"),)
+
+    id = Column(String(64), primary_key=True)
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_secret = Column(String(64), nullable=False)
+    created_at = Timestamp(nullable=False)
+    last_seen_at = Timestamp(nullable=False)
+    expires_at = Timestamp(nullable=False, index=True)  # idle expiry, moved on by use
+
+    staff = relationship("StaffAccount")
+
+
+class AuditEntry(Base):
+    """审计日志: who did or saw what, and when. Append-only: the migration installs
+    triggers that refuse UPDATE and DELETE on both databases. ``detail`` never holds a
+    personal number (bot.services.staff.audit redacts it); ``staff_id`` is None for
+    the command line."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_object_type_object_id", "object_type", "object_id"),)
+
+    id = Column(Integer, primary_key=True)
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id", ondelete="RESTRICT"), index=True)
+    action = Column(String(40), nullable=False)  # login, logout, veteran.view, audit.view …
+    object_type = Column(String(40), nullable=False)  # veteran, complaint, staff_account …
+    object_id = Column(String(64))
+    detail = Column(String(200))
+    at = Timestamp(nullable=False, index=True)
+
+    staff = relationship("StaffAccount")

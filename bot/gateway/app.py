@@ -180,6 +180,9 @@ def create_app(settings: Settings, session_factory: Optional[sessionmaker] = Non
 
     app.router.add_get("/healthz", healthz)
     setup_binding(app)
+    from bot.console import setup_console
+
+    setup_console(app)
     return app
 
 

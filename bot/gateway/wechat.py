@@ -170,6 +170,18 @@ async def actions_alive(edge: WechatEdge) -> bool:
     return edge.actions_up
 
 
+async def conversation_paused(edge: WechatEdge, openid: str) -> bool:
+    """Whether staff hold the conversation (Rasa paused it)."""
+    assert edge.http is not None
+    url = f"{edge.settings.rasa_url}/conversations/{openid}/tracker"
+    try:
+        async with edge.http.get(url, params={"include_events": "NONE"},
+                                 timeout=aiohttp.ClientTimeout(total=10)) as response:
+            return response.status == 200 and bool((await response.json(content_type=None)).get("paused"))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return False
+
+
 async def remember_location(edge: WechatEdge, openid: str, latitude: float, longitude: float) -> None:
     """A LOCATION event: the user's position goes into their conversation's slots, quietly."""
     assert edge.http is not None
@@ -258,8 +270,10 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
         return [BUSY]
     texts = to_wechat_texts(messages)
     if not texts:
-        # Every message gets an answer; none means a custom action failed (the action
-        # server is down or broke), and Rasa went quiet.
+        if await conversation_paused(edge, openid):
+            return []  # staff hold the conversation: the message is in its transcript, they answer
+        # Every other message gets an answer; none means a custom action failed (the
+        # action server broke), and Rasa went quiet.
         log.error("no answer from the bot for a message from %s", short_id(openid))
         await record_failure(app, openid, "in", "no_answer", text, "the bot gave no answer (action server down?)")
         return [BUSY]

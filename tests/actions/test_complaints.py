@@ -34,7 +34,7 @@ from actions.complaints import (
 from bot.db.models import CaseEvent, ComplaintCase, ContactDraft, Outbox, WechatBinding
 from bot.db.session import make_engine, make_session_factory, session_scope
 from bot.services import complaints as register
-from bot.services import contacts
+from bot.services import contacts, handoff
 from bot.services.stations import SHANGHAI, load_stations
 from bot.settings import PROJECT_ROOT, Settings
 from bot.text import normalize
@@ -115,9 +115,10 @@ class Chat:
             self._set("requested_slot", requested)
         if requested is None:
             self.finished = True
-            submit_events = await SUBMIT[self.form]().run(dispatcher, self._tracker(user["parse_data"]), DOMAIN)
-            for event in submit_events:
-                self._set(event["name"], event["value"])
+            self.submit_events = await SUBMIT[self.form]().run(dispatcher, self._tracker(user["parse_data"]), DOMAIN)
+            for event in self.submit_events:
+                if event["event"] == "slot":
+                    self._set(event["name"], event["value"])
             self.form = None
         else:
             ask = getattr(complaint_actions, "ActionAsk" + "".join(p.title() for p in requested.split("_")), None)
@@ -228,6 +229,11 @@ async def test_urgent_words_end_the_form_at_once(factory):
     (case,) = _cases(factory)
     assert case.urgent and case.priority == register.URGENT_PRIORITY
     assert said == ["utter_complaint_urgent"]  # the domain response with 110/120 and the phone
+    # Staff take the conversation over at once: paused, first in the queue.
+    assert {"event": "pause", "timestamp": None} in chat.submit_events
+    with session_scope(factory) as session:
+        held = handoff.current(session, "test-user")
+        assert held.reason == "urgent" and held.urgent and held.case_number == case.case_number
 
 
 async def test_urgent_words_in_a_later_message(factory):

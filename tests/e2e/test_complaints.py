@@ -93,10 +93,13 @@ def test_urgent_words_get_the_emergency_numbers_at_once(assistant):
     reply = _say(assistant, sender, "我要投诉 补助一直不给发 我真的不想活了")
     assert "紧急事项登记" in reply and "110" in reply and "120" in reply
     assert "021-5999-0000" in reply  # the service phone from configuration
-    number = _case_number(reply)
-    assert "请您说一说" not in reply  # no questions first
-    status = _say(assistant, sender, f"查一下{number}")
-    assert number in status
+    _case_number(reply)
+    assert "请您说一说" not in reply and "工作人员会在这里直接回复您" in reply  # no questions first
+    # Staff hold the conversation now: the bot stays quiet, the message is kept for them.
+    assert _say(assistant, sender, "你们快点") == ""
+    with sqlite3.connect(assistant["var_dir"] / "vetbot.db") as db:
+        assert db.execute("SELECT reason, urgent, state FROM handoffs WHERE openid = ?", (sender,)).fetchall() \
+            == [("urgent", 1, "waiting")]
 
 
 def test_stop_in_the_middle(assistant):

@@ -107,6 +107,8 @@ async def test_health_reports_every_component(assistant):
         async with session.get(f"{assistant['gateway']}/healthz") as response:
             assert response.status == 200
             assert await response.json() == {"gateway": "ok", "database": "ok", "rasa": "ok", "action_server": "ok"}
+        async with session.get(f"{assistant['gateway']}/console") as response:  # the staff console asks who you are
+            assert response.status == 200 and "/console/login" in str(response.url)
 
 
 @pytest.fixture
@@ -177,3 +179,47 @@ async def test_voice_a_reported_location_and_the_rate_limit(assistant):
         answers = [await user.say("你好") for _ in range(20)]
         assert answers[-1].texts == ["您发送消息太频繁了，请稍等一分钟再发。"]
         assert all("您好" in a.texts[0] for a in answers[:16])
+
+
+async def test_a_person_takes_over_answers_in_wechat_and_hands_back(assistant):
+    """转人工 pauses the conversation; a staff member's answer goes into the transcript and
+    to the user through the customer-service API; handing back resumes the bot."""
+    import aiohttp
+
+    from bot.db.session import make_engine, make_session_factory, session_scope
+    from bot.gateway.handoff import BACK_TO_BOT, hand_back, staff_reply
+    from bot.services import handoff
+    from bot.settings import MOCK_WECHAT_SECRET
+    from bot.wechat.client import WechatClient
+    from bot.wechat.token import AccessTokenStore
+
+    engine = make_engine(f"sqlite:///{assistant['var_dir'] / 'vetbot.db'}")
+    factory = make_session_factory(engine)
+    try:
+        async with _user(assistant) as user, aiohttp.ClientSession() as http:
+            asked = await user.say("转人工")
+            assert "已为您转接人工服务" in asked.texts[0]
+            quiet = await user.say("我想问问我的抚恤金的事")
+            assert quiet.status == 200 and quiet.texts == []  # the bot stays quiet while staff hold it
+            with session_scope(factory) as session:
+                waiting = handoff.current(session, user.openid)
+                handoff.claim(session, waiting.id, "王科长", waiting.created_at)
+            client = WechatClient(http, assistant["mock_wechat"], AccessTokenStore(
+                http, assistant["mock_wechat"], TEST_WECHAT_APPID, MOCK_WECHAT_SECRET))
+            sent = await staff_reply(factory, http, assistant["url"], client, waiting.id, "王科长",
+                                     "您好，我是区退役军人事务局王科长，您的抚恤金本月已发放。")
+            assert sent.ok
+            assert "王科长" in (await user.later_texts(timeout=10))[0]
+            back = await hand_back(factory, http, assistant["url"], client, waiting.id, "王科长")
+            assert back.ok and (await user.later_texts(timeout=10)) == [BACK_TO_BOT]
+            again = await user.say("你好")
+            assert "您好" in again.texts[0]  # the bot answers again
+            async with http.get(f"{assistant['url']}/conversations/{user.openid}/tracker") as response:
+                events = (await response.json())["events"]
+            kinds = [e["event"] for e in events]
+            assert "pause" in kinds and "resume" in kinds
+            staff_said = [e for e in events if e["event"] == "bot" and (e.get("metadata") or {}).get("staff")]
+            assert [e["metadata"]["staff"] for e in staff_said] == ["王科长", "王科长"]
+            assert any(e["event"] == "user" and e.get("text") == "我想问问我的抚恤金的事" for e in events)
+    finally:
+        engine.dispose()

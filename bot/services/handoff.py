@@ -1,0 +1,176 @@
+"""Human handoff: the queue of conversations staff take over.
+
+A user asks for a person (转人工), or an urgent complaint is registered: the
+conversation is paused in Rasa (the action returns ``ConversationPaused``) and a
+handoff waits here, urgent ones first, then the oldest. A staff member claims it,
+answers in WeChat, and hands it back to the bot (bot.gateway.handoff does the Rasa
+and WeChat side). The user is told honestly when a person will answer: now, during
+the service centre's opening hours, or from when it opens next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, List, Optional
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot.db.models import HANDOFF_REASONS, Handoff, Station
+from bot.db.session import as_utc, execute_write
+from bot.services.identity import register_personal_data_eraser
+from bot.services.stations import hours_on, is_open, local_time, next_open_day
+
+WEEKDAYS = "一二三四五六日"
+
+
+class HandoffError(ValueError):
+    """A refused step, with a Chinese message for staff."""
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    id: int
+    openid: str
+    reason: str
+    urgent: bool
+    case_number: Optional[str]
+    station_id: Optional[int]
+    state: str
+    created_at: dt.datetime  # Beijing time
+    claimed_at: Optional[dt.datetime]
+    claimed_by: Optional[str]
+    closed_at: Optional[dt.datetime]
+
+
+def _view(row: Handoff) -> HandoffView:
+    def local(value):
+        return None if value is None else local_time(as_utc(value))
+
+    return HandoffView(row.id, row.openid, row.reason, bool(row.urgent), row.case_number, row.station_id,
+                       row.state, local(row.created_at), local(row.claimed_at), row.claimed_by, local(row.closed_at))
+
+
+def _open_row(session: Session, openid: str) -> Optional[Handoff]:
+    return session.execute(select(Handoff).where(Handoff.openid == openid, Handoff.state != "closed")
+                           .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def open_handoff(session: Session, openid: str, reason: str, now: dt.datetime, *, urgent: bool = False,
+                 case_number: Optional[str] = None, station_id: Optional[int] = None) -> HandoffView:
+    """Put the user in the queue, or return their open handoff (made urgent if this one is)."""
+    if reason not in HANDOFF_REASONS:
+        raise ValueError(f"not a handoff reason: {reason}")
+    row = _open_row(session, openid)
+    if row is not None:
+        if urgent and not row.urgent:
+            execute_write(session, update(Handoff).where(Handoff.id == row.id).values(
+                urgent=True, case_number=case_number or row.case_number), synchronize_session=False)
+            row = _open_row(session, openid)
+        return _view(row)
+    row = Handoff(openid=openid, reason=reason, urgent=urgent, case_number=case_number, station_id=station_id,
+                  state="waiting", created_at=as_utc(now))
+    session.add(row)
+    session.flush()
+    return _view(row)
+
+
+def current(session: Session, openid: str) -> Optional[HandoffView]:
+    row = _open_row(session, openid)
+    return None if row is None else _view(row)
+
+
+def get(session: Session, handoff_id: int) -> Optional[HandoffView]:
+    row = session.get(Handoff, handoff_id, populate_existing=True)
+    return None if row is None else _view(row)
+
+
+def _scope(query, station_ids: Optional[Iterable[int]]):
+    if station_ids is None:  # every station (admin, district without a tree yet)
+        return query
+    ids = list(station_ids)
+    return query.where(Handoff.station_id.in_(ids) if ids else Handoff.id.is_(None))
+
+
+def queue(session: Session, station_ids: Optional[Iterable[int]] = None, limit: int = 100) -> List[HandoffView]:
+    """Open handoffs for the console: urgent first, then the longest waiting; held ones after
+    the waiting ones. ``station_ids`` limits them to a staff member's area."""
+    query = _scope(select(Handoff).where(Handoff.state != "closed"), station_ids).order_by(
+        (Handoff.state == "claimed"), Handoff.urgent.desc(), Handoff.created_at, Handoff.id).limit(limit)
+    return [_view(row) for row in session.execute(query).scalars()]
+
+
+def waiting_ahead(session: Session, handoff: HandoffView) -> int:
+    """How many waiting handoffs staff will take before this one (urgent ones first)."""
+    created = as_utc(handoff.created_at)
+    earlier = or_(Handoff.created_at < created, and_(Handoff.created_at == created, Handoff.id < handoff.id))
+    if handoff.urgent:
+        condition = and_(Handoff.urgent.is_(True), earlier)
+    else:
+        condition = or_(Handoff.urgent.is_(True), earlier)
+    return session.execute(select(func.count()).select_from(Handoff).where(
+        Handoff.state == "waiting", Handoff.id != handoff.id, condition)).scalar_one()
+
+
+def claim(session: Session, handoff_id: int, staff: str, now: dt.datetime) -> HandoffView:
+    """A staff member takes a waiting handoff; refused when someone else already has it."""
+    result = execute_write(session, update(Handoff).where(Handoff.id == handoff_id, Handoff.state == "waiting")
+                           .values(state="claimed", claimed_at=as_utc(now), claimed_by=staff[:50]),
+                           synchronize_session=False)
+    view = get(session, handoff_id)
+    if view is None:
+        raise LookupError(f"no handoff {handoff_id}")
+    if result.rowcount == 0 and view.claimed_by != staff[:50]:
+        raise HandoffError("这个会话已由其他工作人员接待。" if view.state == "claimed" else "这个会话已经结束。")
+    return view
+
+
+def take_over(session: Session, openid: str, staff: str, now: dt.datetime,
+              station_id: Optional[int] = None) -> HandoffView:
+    """A staff member takes over a conversation nobody handed over (reason ``staff``)."""
+    view = open_handoff(session, openid, "staff", now, station_id=station_id)
+    return claim(session, view.id, staff, now) if view.state == "waiting" else view
+
+
+def close(session: Session, handoff_id: int, staff: str, now: dt.datetime) -> HandoffView:
+    """Hand the conversation back to the bot."""
+    result = execute_write(session, update(Handoff).where(Handoff.id == handoff_id, Handoff.state != "closed")
+                           .values(state="closed", closed_at=as_utc(now), closed_by=staff[:50],
+                                   claimed_at=func.coalesce(Handoff.claimed_at, as_utc(now))),
+                           synchronize_session=False)
+    view = get(session, handoff_id)
+    if view is None:
+        raise LookupError(f"no handoff {handoff_id}")
+    if result.rowcount == 0:
+        raise HandoffError("这个会话已经交还给机器人了。")
+    return view
+
+
+def expected_reply(session: Session, now: dt.datetime, station: Optional[Station] = None) -> str:
+    """When a person will answer, honestly: from the opening hours of the station that
+    serves the user (the district centre by default)."""
+    if station is None:
+        station = session.execute(select(Station).where(Station.tier == "district").order_by(Station.id)
+                                  .limit(1)).scalar_one_or_none()
+    if station is None:
+        return "工作人员会尽快回复您。"
+    local = local_time(as_utc(now))
+    if is_open(station, local):
+        return "现在是工作时间，工作人员会尽快回复您。"
+    today_periods = hours_on(station, local.date())
+    later_today = [opens for opens, _ in today_periods if opens > local.time().replace(tzinfo=None)]
+    if later_today:
+        return f"现在是非工作时间，工作人员将于今天{later_today[0].strftime('%H:%M')}上班后回复您。"
+    day = next_open_day(station, local.date())
+    if day is None:
+        return "现在是非工作时间，工作人员上班后会回复您。"
+    opens = hours_on(station, day)[0][0]
+    when = "明天" if day == local.date() + dt.timedelta(days=1) else f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
+    return f"现在是非工作时间，工作人员将于{when}{opens.strftime('%H:%M')}上班后回复您。"
+
+
+@register_personal_data_eraser
+def erase_handoffs(session: Session, openid: str, now: dt.datetime) -> None:
+    """On unfollow: the user's handoffs go (the conversation itself is deleted by the gateway)."""
+    session.execute(delete(Handoff).where(Handoff.openid == openid), execution_options={"synchronize_session": False})
