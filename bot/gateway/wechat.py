@@ -125,6 +125,7 @@ class WechatEdge:
     tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
     actions_up: bool = True
     actions_checked_at: Optional[float] = None
+    stop: Optional[asyncio.Event] = None  # set on shutdown: the outbox worker ends
 
     def spawn(self, coroutine) -> None:
         """Run ``coroutine`` after the request has been answered; kept until it ends."""
@@ -430,16 +431,25 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
                                   stop_event=stop))
         else:
             log.error("WECHAT_SECRET is not set: slow answers and the outbox cannot be delivered")
+        edge.stop = stop
         yield
-        stop.set()
-        for task in list(edge.tasks):
-            task.cancel()
-        await asyncio.gather(*edge.tasks, return_exceptions=True)
+        await stop_background(app)
         await edge.http.close()
         if redis is not None:
             await redis.close()
 
+    async def stop_background(app: web.Application) -> None:
+        # Also on shutdown, before aiohttp waits for pending tasks: the worker would
+        # otherwise hold the gateway up for its interval (and serve kills what outlives
+        # its grace period).
+        if edge.stop is not None:
+            edge.stop.set()
+        for task in list(edge.tasks):
+            task.cancel()
+        await asyncio.gather(*edge.tasks, return_exceptions=True)
+
     app.cleanup_ctx.append(http_session)
+    app.on_shutdown.append(stop_background)
 
     async def rasa_ok(app: web.Application) -> bool:
         async with edge.http.get(f"{settings.rasa_url}/") as response:  # type: ignore[union-attr]
