@@ -8,7 +8,6 @@ import datetime as dt
 import pytest
 
 from actions import appointments as appointment_actions
-from actions import resources
 from actions.appointments import (
     ActionAskAppointmentStation,
     ActionAskAppointmentTime,
@@ -18,13 +17,13 @@ from actions.appointments import (
     ValidateAppointmentForm,
     ValidateCancelForm,
 )
-from bot.db.session import make_engine, make_session_factory, session_scope
+from bot.db.session import session_scope
 from bot.services import appointments as booking
 from bot.services.appointments import load_services
-from bot.services.stations import SHANGHAI, load_stations
-from bot.settings import PROJECT_ROOT, Settings
+from bot.services.stations import SHANGHAI
+from bot.settings import PROJECT_ROOT
 from tests.actions.test_stations import bind_veteran
-from tests.conftest import TEST_SECRET, bot_event, make_tracker, user_event
+from tests.conftest import bot_event, make_tracker, user_event
 
 # Monday 23 November 2026, 9:00 in Beijing: an ordinary working week ahead.
 MONDAY_9AM = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
@@ -32,18 +31,11 @@ TUESDAY_10AM = dt.datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
-def factory(sqlite_url, tmp_path, vault, monkeypatch):
-    engine = make_engine(sqlite_url)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:
-        load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
+def factory(stations_db, monkeypatch):
+    with session_scope(stations_db) as session:
         load_services(session, PROJECT_ROOT / "data" / "services.yml", PROJECT_ROOT / "data" / "closures.yml")
-    resources.use(Settings.from_env({"VETBOT_DATABASE_URL": sqlite_url, "VETBOT_SECRET_KEY": TEST_SECRET,
-                                     "VETBOT_VAR_DIR": str(tmp_path)}), factory, vault)
     monkeypatch.setattr(appointment_actions, "now", lambda: MONDAY_9AM)
-    yield factory
-    resources.use()
-    engine.dispose()
+    return stations_db
 
 
 def _station_id(factory, code):

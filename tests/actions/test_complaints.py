@@ -19,7 +19,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions import complaints as complaint_actions
-from actions import resources
 from actions.complaints import (
     ActionGiveFeedback,
     ActionQueryComplaint,
@@ -32,14 +31,14 @@ from actions.complaints import (
     ValidateComplaintForm,
 )
 from bot.db.models import CaseEvent, ComplaintCase, ContactDraft, Outbox, WechatBinding
-from bot.db.session import make_engine, make_session_factory, session_scope
+from bot.db.session import session_scope
 from bot.services import complaints as register
 from bot.services import contacts, handoff
-from bot.services.stations import SHANGHAI, load_stations
-from bot.settings import PROJECT_ROOT, Settings
+from bot.services.stations import SHANGHAI
+from bot.settings import PROJECT_ROOT
 from bot.text import normalize
 from tests.actions.test_stations import bind_veteran
-from tests.conftest import TEST_SECRET, bot_event, user_event
+from tests.conftest import bot_event, user_event
 
 MONDAY_9AM = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
 DOMAIN = Domain.load(str(PROJECT_ROOT / "domain")).as_dict()
@@ -48,17 +47,9 @@ VALIDATE = {"complaint_form": ValidateComplaintForm, "complaint_addition_form": 
 
 
 @pytest.fixture
-def factory(sqlite_url, tmp_path, vault, monkeypatch):
-    engine = make_engine(sqlite_url)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:
-        load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
-    resources.use(Settings.from_env({"VETBOT_DATABASE_URL": sqlite_url, "VETBOT_SECRET_KEY": TEST_SECRET,
-                                     "VETBOT_VAR_DIR": str(tmp_path)}), factory, vault)
+def factory(stations_db, monkeypatch):
     monkeypatch.setattr(complaint_actions, "now", lambda: MONDAY_9AM)
-    yield factory
-    resources.use()
-    engine.dispose()
+    return stations_db
 
 
 def _from_text_applies(slot: str, intent: str, form: str) -> bool:

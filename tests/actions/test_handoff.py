@@ -9,30 +9,20 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import handoff as handoff_actions
-from actions import resources
 from actions.handoff import ActionRequestHuman
-from bot.db.session import make_engine, make_session_factory, session_scope
+from bot.db.session import session_scope
 from bot.services import handoff
-from bot.services.stations import SHANGHAI, load_stations
-from bot.settings import PROJECT_ROOT, Settings
+from bot.services.stations import SHANGHAI
 from tests.actions.test_stations import bind_veteran
-from tests.conftest import TEST_SECRET, user_event
+from tests.conftest import user_event
 
 SATURDAY_2PM = dt.datetime(2026, 11, 28, 14, 0, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
-def factory(sqlite_url, tmp_path, vault, monkeypatch):
-    engine = make_engine(sqlite_url)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:
-        load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
-    resources.use(Settings.from_env({"VETBOT_DATABASE_URL": sqlite_url, "VETBOT_SECRET_KEY": TEST_SECRET,
-                                     "VETBOT_VAR_DIR": str(tmp_path)}), factory, vault)
+def factory(stations_db, monkeypatch):
     monkeypatch.setattr(handoff_actions, "now", lambda: SATURDAY_2PM)
-    yield factory
-    resources.use()
-    engine.dispose()
+    return stations_db
 
 
 async def _ask(sender):

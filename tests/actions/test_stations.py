@@ -7,37 +7,22 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from actions import resources
 from actions import stations as station_actions
 from actions.stations import ActionFindStation
 from bot import idcard
 from bot.db.models import Station, Veteran, WechatBinding
-from bot.db.session import make_engine, make_session_factory, session_scope
-from bot.services.stations import SHANGHAI, load_stations
-from bot.settings import PROJECT_ROOT, Settings
-from tests.conftest import TEST_SECRET, make_tracker, user_event
+from bot.db.session import session_scope
+from bot.services.stations import SHANGHAI
+from tests.conftest import make_tracker, user_event
 
 # A Thursday morning: every station is open.
 THURSDAY_10AM = dt.datetime(2026, 10, 15, 10, 0, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
-def factory(sqlite_url, tmp_path, vault, monkeypatch):
-    engine = make_engine(sqlite_url)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:
-        load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
-    settings = Settings.from_env({
-        "VETBOT_DATABASE_URL": sqlite_url,
-        "VETBOT_SECRET_KEY": TEST_SECRET,
-        "VETBOT_VAR_DIR": str(tmp_path),
-        "VETBOT_SERVICE_PHONE": "021-69599999",
-    })
-    resources.use(settings, factory, vault)
+def factory(stations_db, monkeypatch):
     monkeypatch.setattr(station_actions, "now", lambda: THURSDAY_10AM)
-    yield factory
-    resources.use()
-    engine.dispose()
+    return stations_db
 
 
 def bind_veteran(factory, vault, openid: str, street, community, station_code=None) -> None:
