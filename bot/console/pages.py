@@ -49,7 +49,7 @@ from bot.console.auth import (
 )
 from bot.db.models import StaffAccount
 from bot.db.session import as_utc
-from bot.gateway.app import SETTINGS, VAULT, run_in_session, url_prefix
+from bot.gateway.app import SETTINGS, VAULT, make_templates, run_in_session, url_prefix
 from bot.services import staff as staff_service
 from bot.services.stations import SHANGHAI
 
@@ -94,13 +94,7 @@ ERROR_PAGES = {
 
 
 def make_console_templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return make_templates(TEMPLATE_DIR)
 
 
 def render_console(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

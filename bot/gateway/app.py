@@ -43,9 +43,10 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 HEALTH_CHECKS = web.AppKey("health_checks", dict)
 
 
-def make_templates() -> jinja2.Environment:
+def make_templates(directory: Path = TEMPLATE_DIR) -> jinja2.Environment:
+    """Jinja2 for the gateway's pages (and the console's, from its own directory)."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.FileSystemLoader(str(directory)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -18,6 +18,7 @@ maps its key to, LOCATION is remembered for the station finder.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -31,7 +32,8 @@ import yaml
 from aiohttp import web
 
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
-from bot.services import identity
+from bot.redaction import redact
+from bot.services import identity, wechat_failures
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
@@ -200,11 +202,8 @@ async def forget_user(app: web.Application, openid: str) -> None:
     erasers: binding, bookings' OpenID, complaint contact data …) and the conversation."""
     settings: Settings = app[SETTINGS]
     vault = app[VAULT]
-    now = time.time()
-    import datetime as dt
-
-    await run_in_session(app, lambda session: identity.forget_openid(
-        session, vault, openid, dt.datetime.fromtimestamp(now, dt.timezone.utc)))
+    now = dt.datetime.now(dt.timezone.utc)
+    await run_in_session(app, lambda session: identity.forget_openid(session, vault, openid, now))
     from bot.services.conversations import delete_conversation
 
     await asyncio.to_thread(delete_conversation, settings.tracker_db, openid)
@@ -283,15 +282,7 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
 
 async def record_failure(app: web.Application, openid: str, direction: str, kind: str, text: str,
                          reason: str) -> None:
-    """Keep what could not be handled for staff (bot.services.wechat_failures), if that exists."""
-    try:
-        from bot.services import wechat_failures
-    except ImportError:  # the failure register comes with the console; until then the log has it
-        return
-    import datetime as dt
-
-    from bot.redaction import redact
-
+    """Keep what could not be handled for staff (bot.services.wechat_failures)."""
     now = dt.datetime.now(dt.timezone.utc)
     try:
         await run_in_session(app, lambda session: wechat_failures.record_failure(
