@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import logging
 import re
 import secrets
@@ -60,21 +61,32 @@ CONSOLE_TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 
 # Reachable without a session (everything else under /console needs one).
 PUBLIC_PATHS = frozenset({"/console/login"})
+PUBLIC_PREFIXES = ("/console/static/",)
 
 LOGIN_REASONS = {
     "expired": "登录已超时或已在别处退出，请重新登录。",
     "signed_out": "您已安全退出。",
 }
 
-# The console's sections: (title, path, roles that see it, built yet). Later increments
-# flip ``ready`` as they add the pages.
+# The console's sections: (title, path, roles that see it), in the navigation bar.
+CASE_ROLES = ("admin", "district", "station")  # who sees case data (trainers do not)
 SECTIONS = (
-    ("人工接待", "/console/handoffs", ("admin", "district", "station"), False),
-    ("投诉登记簿", "/console/complaints", ("admin", "district", "station"), False),
-    ("预约", "/console/appointments", ("admin", "district", "station"), False),
-    ("数据看板", "/console/dashboard", ("admin", "district", "station", "trainer"), False),
-    ("审计日志", "/console/audit", ("admin",), True),
+    ("人工接待", "/console/handoffs", CASE_ROLES),
+    ("投诉登记簿", "/console/complaints", CASE_ROLES),
+    ("预约", "/console/appointments", CASE_ROLES),
+    ("数据看板", "/console/dashboard", ("admin", "district", "station", "trainer")),
+    ("审计日志", "/console/audit", ("admin",)),
 )
+# The modules with the sections' pages; each has ``setup(app)`` adding its routes and
+# may have ``AUDIT_LABELS`` (audit action → what the audit log page shows).
+SECTION_MODULES = ("bot.console.handoffs", "bot.console.complaints", "bot.console.appointments",
+                   "bot.console.dashboard")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The console may run its own script (live queue and transcript) and talk to itself;
+# nothing else (the gateway's pages run no script at all).
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+               "style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 AUDIT_ACTIONS = {
     "login": "登录",
@@ -104,6 +116,8 @@ def render_console(request: web.Request, template: str, status: int = 200, **con
     context.setdefault("prefix", url_prefix(app[SETTINGS]))
     context.setdefault("staff", staff)
     context.setdefault("csrf", (lambda action: csrf_token(staff, action)) if staff is not None else None)
+    context.setdefault("nav", [{"title": title, "path": path} for title, path, roles in SECTIONS
+                               if staff is not None and staff.role in roles])
     body = app[CONSOLE_TEMPLATES].get_template(template).render(**context)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
@@ -144,7 +158,7 @@ async def _signed_in(request: web.Request, handler) -> web.StreamResponse:
         staff = await run_in_session(request.app, lambda session: resume_session(session, token, now_utc()))
     request[STAFF] = staff
 
-    if request.path not in PUBLIC_PATHS:
+    if request.path not in PUBLIC_PATHS and not request.path.startswith(PUBLIC_PREFIXES):
         if staff is None:
             # A POST from an expired session is not carried out: the form is simply not sent.
             query = "?reason=expired" if token else ""
@@ -167,17 +181,19 @@ async def console_middleware(request: web.Request, handler) -> web.StreamRespons
     if not is_console_path(request.path):
         return await handler(request)
     try:
-        return await _signed_in(request, handler)
+        response = await _signed_in(request, handler)
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _error_page(request, error)
+        response = _error_page(request, error)
     except asyncio.CancelledError:
         raise
     except Exception as error:
         # Only the type: an error's text can quote what a form held.
         log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
-        return notice(request, 500, "系统繁忙", "系统暂时无法处理您的请求，请稍后再试。")
+        response = notice(request, 500, "系统繁忙", "系统暂时无法处理您的请求，请稍后再试。")
+    response.headers["Content-Security-Policy"] = CONSOLE_CSP
+    return response
 
 
 # --- sign-in and sign-out -----------------------------------------------------------------------
@@ -278,19 +294,18 @@ def scope_text(staff: SignedIn) -> str:
 async def home(request: web.Request) -> web.Response:
     staff = current_staff(request)
     assert staff is not None
-    sections = [{"title": title, "path": path, "ready": ready}
-                for title, path, roles, ready in SECTIONS if staff.role in roles]
-    return render_console(request, "home.html", scope=scope_text(staff), sections=sections)
+    return render_console(request, "home.html", scope=scope_text(staff))
 
 
-def _int(value: Optional[str]) -> Optional[int]:
+def query_int(value: Optional[str]) -> Optional[int]:
+    """A whole number from a query string or form field, or None (never an error page)."""
     return int(value) if value and value.isdigit() and len(value) < 12 else None
 
 
 @require_staff(roles=("admin",))
 async def audit_page(request: web.Request) -> web.Response:
     staff = current_staff(request)
-    before = _int(request.query.get("before"))
+    before = query_int(request.query.get("before"))
     username = staff_service.normalize_username(request.query.get("staff", ""))[:32]
     object_type = request.query.get("type", "").strip()[:40]
 
@@ -322,6 +337,21 @@ async def audit_page(request: web.Request) -> web.Response:
     return render_console(request, "audit.html", rows=rows, older=older, username=username, object_type=object_type)
 
 
+_STATIC_NAME = re.compile(r"[a-z0-9_\-]+\.(?:js|css)")
+_STATIC_TYPES = {"js": "text/javascript", "css": "text/css"}
+
+
+async def static_file(request: web.Request) -> web.Response:
+    """The console's own script and style (no third-party code, nothing from the internet).
+    Reachable without a session like the sign-in page: they hold no data."""
+    name = request.match_info["name"]
+    path = STATIC_DIR / name
+    if not _STATIC_NAME.fullmatch(name) or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(body=path.read_bytes(), content_type=_STATIC_TYPES[name.rsplit(".", 1)[1]],
+                        charset="utf-8", headers={"Cache-Control": "max-age=3600"})
+
+
 def setup_console(app: web.Application) -> None:
     """Add the console's pages and its middleware (call before the app starts; a second
     call changes nothing)."""
@@ -329,9 +359,14 @@ def setup_console(app: web.Application) -> None:
         return
     app[CONSOLE_TEMPLATES] = make_console_templates()
     app.middlewares.append(console_middleware)
+    app.router.add_get("/console/static/{name}", static_file)
     app.router.add_get("/console", home)
     app.router.add_get("/console/", home)
     app.router.add_get("/console/login", show_login)
     app.router.add_post("/console/login", submit_login)
     app.router.add_post("/console/logout", logout)
     app.router.add_get("/console/audit", audit_page)
+    for name in SECTION_MODULES:
+        module = importlib.import_module(name)
+        AUDIT_ACTIONS.update(getattr(module, "AUDIT_LABELS", {}))
+        module.setup(app)

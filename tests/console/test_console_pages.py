@@ -5,53 +5,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 import pytest
 from aiohttp import web
 from sqlalchemy import func, select, update
 
-from bot.console import setup_console
 from bot.console.auth import SESSION_COOKIE, current_staff, not_found_unless_visible, require_staff
-from bot.db.models import AuditEntry, ConsoleSession, Station
+from bot.db.models import ConsoleSession, Station
 from bot.db.session import session_scope
-from bot.gateway.app import PathOnlyAccessLogger, create_app, run_in_session
-from bot.services.sms import LogCodeSender
-from bot.services.staff import create_account
-from bot.services.stations import load_stations
-from bot.settings import PROJECT_ROOT, Settings
-from tests.conftest import TEST_SECRET
-
-TEST_PASSWORD = "Test-Only-Pass-2026"  # a test value, not a real credential
-STATIONS_FILE = PROJECT_ROOT / "data" / "stations.yml"
-
-
-def make_settings(database_url, tmp_path, public="http://127.0.0.1:8080") -> Settings:
-    return Settings.from_env({
-        "VETBOT_DATABASE_URL": database_url,
-        "VETBOT_SECRET_KEY": TEST_SECRET,
-        "VETBOT_VAR_DIR": str(tmp_path / "var"),
-        "VETBOT_PUBLIC_URL": public,
-    })
-
-
-@pytest.fixture
-def accounts(session_factory):
-    now = dt.datetime.now(dt.timezone.utc)
-    with session_scope(session_factory) as session:
-        load_stations(session, STATIONS_FILE)
-        for username, name, role, station in (
-            ("admin1", "李管理", "admin", None),
-            ("district1", "赵主任", "district", "JD"),
-            ("wangkz", "王科长", "station", "JD-AT"),
-            ("trainer1", "陈训练", "trainer", None),
-        ):
-            create_account(session, username, name, TEST_PASSWORD, role, station, now)
-    return session_factory
-
+from bot.gateway.app import PathOnlyAccessLogger, run_in_session
+from tests.console.helpers import (
+    TEST_PASSWORD,
+    audit_actions,
+    build_console_app,
+    hidden,
+    make_settings,
+    sign_in,
+)
 
 async def station_record(request: web.Request) -> web.Response:
-    """A probe page built the way later console pages will be: a record (here a station)
+    """A probe page built the way the console's record pages are: a record (here a station)
     by its code in the URL, 404 outside the staff member's area."""
     code = request.match_info["code"]
 
@@ -66,8 +39,7 @@ async def station_record(request: web.Request) -> web.Response:
 
 
 def build_app(settings, factory, vault):
-    app = create_app(settings, factory, vault, LogCodeSender())
-    setup_console(app)
+    app = build_console_app(settings, factory, vault)
     app.router.add_get("/console/probe/{code}",
                        require_staff(roles=("admin", "district", "station"))(station_record))
     return app
@@ -78,26 +50,6 @@ async def client(aiohttp_server, aiohttp_client, database_url, tmp_path, account
     server = await aiohttp_server(build_app(make_settings(database_url, tmp_path), accounts, vault),
                                   access_log_class=PathOnlyAccessLogger)
     return await aiohttp_client(server)
-
-
-def hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no hidden field {name}"
-    return match.group(1)
-
-
-async def sign_in(client, username: str, password: str = TEST_PASSWORD, next_path=None):
-    response = await client.get("/console/login")
-    assert response.status == 200
-    form = {"csrf": hidden(await response.text(), "csrf"), "username": username, "password": password}
-    if next_path is not None:
-        form["next"] = next_path
-    return await client.post("/console/login", data=form, allow_redirects=False)
-
-
-def audit_actions(factory):
-    with session_scope(factory) as session:
-        return session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -126,7 +78,7 @@ async def test_sign_in_sets_a_safe_cookie_and_shows_who_and_where(client, accoun
                  "人工接待", "投诉登记簿", "预约", "数据看板", "退出登录"):
         assert text in html
     assert "/console/audit" not in html  # admins only
-    assert audit_actions(accounts) == ["staff.create"] * 4 + ["login"]
+    assert audit_actions(accounts) == ["staff.create"] * 5 + ["login"]
     assert TEST_PASSWORD not in caplog.text and cookie.value not in caplog.text
 
 
