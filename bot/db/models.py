@@ -383,6 +383,11 @@ class Appointment(Base):
     status = Column(String(12), nullable=False, default="booked")
     created_at = Timestamp(nullable=False, default=utcnow)
     cancelled_at = Timestamp()
+    # Who recorded at the station that the person came (attended) or did not (no_show),
+    # and when; cleared again when that record is undone (the audit log keeps both).
+    # Staff accounts are never deleted (they are deactivated), so no ON DELETE rule.
+    marked_at = Timestamp()
+    marked_by = Column(Integer, ForeignKey("staff_accounts.id"))
 
     slot = relationship("Slot")
     station = relationship("Station")

@@ -45,9 +45,11 @@ from bot.db.models import (
     Outbox,
     Service,
     Slot,
+    StaffAccount,
     Station,
     StationClosure,
     StationService,
+    Veteran,
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.services.identity import register_personal_data_eraser
@@ -1296,6 +1298,291 @@ def affected_by_closures(session: Session, now: dt.datetime) -> List[Appointment
         return []
     closed = {(c.station_id, c.day) for c in session.execute(select(StationClosure)).scalars()}
     return [v for v in candidates if (v.station_id, v.start.date()) in closed]
+
+
+# --------------------------------------------------------------------------------------
+# The staff console: a station's day, and recording who came (到场登记)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayBooking:
+    """One appointment as the console's day view lists it: the veteran's name when
+    the booking is bound to one, never an OpenID, ID number or phone number."""
+
+    id: int
+    code: str
+    status: str
+    service_code: str
+    service_name: str
+    start: dt.datetime  # Beijing time
+    end: dt.datetime
+    veteran_name: Optional[str]
+    marked_at: Optional[dt.datetime]  # Beijing time, when attended / no_show was recorded
+    marked_by: Optional[str]  # the staff member's display name
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, self.status)
+
+
+@dataclass(frozen=True)
+class DaySlot:
+    """A slot of the day: seats (``booked`` counts every seat taken, whether the person
+    has come yet or not; cancelled bookings free theirs) and the bookings in it."""
+
+    start: dt.datetime
+    end: dt.datetime
+    capacity: int
+    booked: int
+    bookings: Tuple[DayBooking, ...]
+    in_hours: bool = True  # False: a booked slot no longer within the day's hours
+
+    @property
+    def free(self) -> int:
+        return max(self.capacity - self.booked, 0)
+
+
+@dataclass(frozen=True)
+class ServiceDay:
+    service_code: str
+    service_name: str
+    slot_minutes: int
+    capacity: Optional[int]  # seats per slot here; None: no longer offered at this station
+    slots: Tuple[DaySlot, ...]
+
+
+@dataclass(frozen=True)
+class DaySchedule:
+    """``day_schedule``: a station's slots and bookings on one day."""
+
+    station_id: int
+    station_code: str
+    station_name: str
+    day: dt.date
+    periods: Tuple[Period, ...]  # the hours that day; empty when closed
+    closed_because: Optional[str]  # "closure", "holiday" or "weekly" when closed
+    holiday: Optional[str]
+    closure: Optional[str]
+    makeup: bool  # a 调休 make-up working day
+    services: Tuple[ServiceDay, ...]
+
+    @property
+    def closed_reason(self) -> str:
+        """Why the station does not open that day, in one sentence (empty when open)."""
+        if self.closed_because == "closure":
+            return f"{format_day(self.day)}{self.station_name}因{self.closure}暂停办公。"
+        if self.closed_because == "holiday":
+            return f"{format_day(self.day)}是{self.holiday}假期，{self.station_name}不办公。"
+        if self.closed_because == "weekly":
+            return f"{format_day(self.day)}{self.station_name}不办公。"
+        return ""
+
+    @property
+    def bookings(self) -> List[DayBooking]:
+        return [b for s in self.services for slot in s.slots for b in slot.bookings]
+
+
+def _day_bounds(day: dt.date) -> Tuple[dt.datetime, dt.datetime]:
+    return as_utc(_at(day, dt.time(0))), as_utc(_at(day + dt.timedelta(days=1), dt.time(0)))
+
+
+def _day_bookings(session: Session, condition) -> List[Tuple[Appointment, DayBooking]]:
+    rows = session.execute(
+        select(Appointment, Service, Veteran.name, StaffAccount.display_name)
+        .join(Service, Service.id == Appointment.service_id)
+        .outerjoin(Veteran, Veteran.id == Appointment.veteran_id)
+        .outerjoin(StaffAccount, StaffAccount.id == Appointment.marked_by)
+        .where(condition).order_by(Appointment.start, Appointment.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    found = []
+    for row, service, veteran_name, marked_by in rows:
+        start = _local(row.start)
+        found.append((row, DayBooking(
+            id=row.id, code=row.code, status=row.status, service_code=service.code, service_name=service.name,
+            start=start, end=start + dt.timedelta(minutes=service.slot_minutes), veteran_name=veteran_name,
+            marked_at=_local(row.marked_at) if row.marked_at else None, marked_by=marked_by,
+        )))
+    return found
+
+
+def day_schedule(session: Session, station_id: int, day: dt.date) -> DaySchedule:
+    """A station's day for its staff: for each service offered there, every slot of the
+    day's hours (free ones too) with its seats, and the bookings made in it, whatever
+    their status. A slot booked earlier that the hours no longer hold (a closure added
+    since, hours changed) is listed too, with ``in_hours`` False, and so is a service
+    no longer offered at the station that still has bookings that day.
+    Raises LookupError for an unknown station."""
+    station = session.get(Station, station_id)
+    if station is None:
+        raise LookupError(f"no station with id {station_id}")
+    first, last = _day_bounds(day)
+    periods = tuple(hours_on(station, day))
+    status = day_status(day)
+    closure = closure_on(station, day)
+    closed_because = None
+    if not periods:
+        closed_because = "closure" if closure is not None else "holiday" if status.kind == "holiday" else "weekly"
+
+    offers = {s.id: _offer(session, station_id, s.code) for s in offered_services(session, station_id)}
+    slot_rows = session.execute(
+        select(Slot).where(Slot.station_id == station_id, Slot.start >= first, Slot.start < last)
+    ).scalars().all()
+    bookings = _day_bookings(session, and_(Appointment.station_id == station_id,
+                                           Appointment.start >= first, Appointment.start < last))
+    for service_id in {r.service_id for r in slot_rows} | {row.service_id for row, _ in bookings}:
+        if service_id not in offers:
+            offers[service_id] = _offer(session, station_id, session.get(Service, service_id).code)
+
+    services = []
+    for service_id, offer in sorted(offers.items(), key=lambda item: (item[1].service.position, item[1].service_code)):
+        rows = {as_utc(r.start): r for r in slot_rows if r.service_id == service_id}
+        grid = {as_utc(s) for s in _grid(offer, day)} if offer.capacity is not None else set()
+        by_start: Dict[dt.datetime, List[DayBooking]] = {}
+        for row, booking in bookings:
+            if row.service_id == service_id:
+                by_start.setdefault(as_utc(row.start), []).append(booking)
+        slots = []
+        for start in sorted(grid | set(rows) | set(by_start)):
+            row = rows.get(start)
+            local_start = _local(start)
+            slots.append(DaySlot(
+                start=local_start, end=local_start + offer.length,
+                capacity=row.capacity if row is not None else (offer.capacity or 0),
+                booked=row.booked if row is not None else 0,
+                bookings=tuple(by_start.get(start, ())), in_hours=start in grid,
+            ))
+        services.append(ServiceDay(offer.service_code, offer.service.name, offer.service.slot_minutes,
+                                   offer.capacity, tuple(slots)))
+    return DaySchedule(
+        station_id=station.id, station_code=station.code, station_name=station.name, day=day, periods=periods,
+        closed_because=closed_because, holiday=status.holiday if closed_because == "holiday" else None,
+        closure=closure, makeup=status.kind == "makeup", services=tuple(services),
+    )
+
+
+def appointment_station(session: Session, appointment_id: int) -> Optional[int]:
+    """The station of an appointment (for the console's scope check), or None when
+    there is no such appointment."""
+    return session.execute(select(Appointment.station_id).where(Appointment.id == appointment_id)).scalar_one_or_none()
+
+
+class MarkStatus(enum.Enum):
+    DONE = "done"
+    NOT_FOUND = "not_found"
+    CANCELLED = "cancelled"  # the booking was cancelled: nothing to record
+    ALREADY = "already"  # already recorded (attended or no_show), perhaps by a colleague a moment ago
+    NOT_YET = "not_yet"  # the appointment's day has not come
+    NOT_STARTED = "not_started"  # a no-show before the slot has begun
+    NOT_MARKED = "not_marked"  # undo of a booking nothing was recorded for
+    TOO_LATE = "too_late"  # undo of a record made on an earlier day
+    CONFLICT = "conflict"  # undo impossible: the same user has booked that slot again since
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    status: MarkStatus
+    booking: Optional[DayBooking] = None  # the appointment as it now stands
+
+    @property
+    def ok(self) -> bool:
+        return self.status is MarkStatus.DONE
+
+    @property
+    def message(self) -> str:
+        """What the console says, in Chinese (empty for NOT_FOUND: the page says 404)."""
+        b = self.booking
+        if b is None:
+            return ""
+        when = f"{format_day(b.start.date())}{format_clock(b.start)}"
+        by = f"（{b.marked_by}，{b.marked_at:%H:%M}登记）" if b.marked_at and b.marked_by else ""
+        return {
+            MarkStatus.DONE: f"预约{b.code}已登记为“{b.status_name}”。" if b.status != "booked"
+            else f"预约{b.code}的登记已撤销，恢复为“已预约”。",
+            MarkStatus.CANCELLED: f"预约{b.code}已取消，不能登记到场情况。",
+            MarkStatus.ALREADY: f"预约{b.code}已登记为“{b.status_name}”{by}，无需重复登记。如有误，请先撤销。",
+            MarkStatus.NOT_YET: f"预约{b.code}的办理时间是{when}，尚未到办理当天，不能登记。",
+            MarkStatus.NOT_STARTED: f"预约{b.code}的时段（{when}）尚未开始，不能登记为未到场。",
+            MarkStatus.NOT_MARKED: f"预约{b.code}目前为“{b.status_name}”，没有可撤销的登记。",
+            MarkStatus.TOO_LATE: f"预约{b.code}的登记不是今天所做，不能撤销。如确需更正，请联系系统管理员。",
+            MarkStatus.CONFLICT: f"预约{b.code}的预约人已重新预约了同一时段，不能撤销此登记。",
+        }.get(self.status, "")
+
+
+def _booking(session: Session, appointment_id: int) -> Optional[DayBooking]:
+    found = _day_bookings(session, Appointment.id == appointment_id)
+    return found[0][1] if found else None
+
+
+def _mark(session: Session, appointment_id: int, status: str, staff_id: Optional[int],
+          now: dt.datetime) -> MarkResult:
+    now = as_utc(now)
+    booking = _booking(session, appointment_id)
+    if booking is None:
+        return MarkResult(MarkStatus.NOT_FOUND)
+    if booking.status == "cancelled":
+        return MarkResult(MarkStatus.CANCELLED, booking)
+    if booking.status != "booked":
+        return MarkResult(MarkStatus.ALREADY, booking)
+    if booking.start.date() > local_time(now).date():
+        return MarkResult(MarkStatus.NOT_YET, booking)
+    if status == "no_show" and booking.start > now:
+        return MarkResult(MarkStatus.NOT_STARTED, booking)
+    # Guarded: of two staff recording the same booking at once, or a user cancelling
+    # while staff record it, exactly one change happens; the other sees what it was.
+    changed = execute_write(
+        session,
+        update(Appointment).where(Appointment.id == appointment_id, Appointment.status == "booked")
+        .values(status=status, marked_at=now, marked_by=staff_id),
+        synchronize_session=False,
+    ).rowcount
+    booking = _booking(session, appointment_id)
+    if not changed:
+        return MarkResult(MarkStatus.CANCELLED if booking.status == "cancelled" else MarkStatus.ALREADY, booking)
+    log.info("appointment marked", extra={"code": booking.code, "status": status})
+    return MarkResult(MarkStatus.DONE, booking)
+
+
+def mark_attended(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime) -> MarkResult:
+    """已办理: the person came. Only a booking still 'booked' whose day has come (someone
+    early for a later slot the same day may be received)."""
+    return _mark(session, appointment_id, "attended", staff_id, now)
+
+
+def mark_no_show(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime) -> MarkResult:
+    """未到场: the person did not come. Only a booking still 'booked' whose slot has begun.
+    The seat stays counted: the slot's time is gone."""
+    return _mark(session, appointment_id, "no_show", staff_id, now)
+
+
+def undo_mark(session: Session, appointment_id: int, now: dt.datetime) -> MarkResult:
+    """Undo a record of attended / no_show made by mistake, back to 'booked': only on
+    the day (Beijing time) it was made."""
+    now = as_utc(now)
+    booking = _booking(session, appointment_id)
+    if booking is None:
+        return MarkResult(MarkStatus.NOT_FOUND)
+    if booking.status not in ("attended", "no_show"):
+        return MarkResult(MarkStatus.NOT_MARKED, booking)
+    if booking.marked_at is None or booking.marked_at.date() != local_time(now).date():
+        return MarkResult(MarkStatus.TOO_LATE, booking)
+    try:
+        with session.begin_nested():
+            changed = execute_write(
+                session,
+                update(Appointment).where(Appointment.id == appointment_id, Appointment.status == booking.status)
+                .values(status="booked", marked_at=None, marked_by=None),
+                synchronize_session=False,
+            ).rowcount
+    except IntegrityError:
+        return MarkResult(MarkStatus.CONFLICT, booking)
+    now_booking = _booking(session, appointment_id)
+    if not changed:
+        return MarkResult(MarkStatus.NOT_MARKED if now_booking.status == "booked" else MarkStatus.ALREADY,
+                          now_booking)
+    log.info("appointment mark undone", extra={"code": now_booking.code})
+    return MarkResult(MarkStatus.DONE, now_booking)
 
 
 # --------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import List, Optional
 
 from sqlalchemy import select
 
 from bot.console import setup_console
-from bot.db.models import AuditEntry
+from bot.console.auth import csrf_token
+from bot.db.models import AuditEntry, ConsoleSession, StaffAccount
 from bot.db.session import session_scope
 from bot.gateway.app import create_app
 from bot.services.sms import LogCodeSender
@@ -74,3 +76,14 @@ async def sign_in(client, username: str, password: str = TEST_PASSWORD, next_pat
 def audit_actions(factory) -> List[str]:
     with session_scope(factory) as session:
         return session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
+
+
+def session_token(factory, username: str, path: str) -> str:
+    """The CSRF token the signed-in ``username`` would find on a form posting to ``path``
+    (for a form the page does not offer: a refused or out-of-scope request)."""
+    with session_scope(factory) as session:
+        secret = session.execute(
+            select(ConsoleSession.csrf_secret).join(StaffAccount, StaffAccount.id == ConsoleSession.staff_id)
+            .where(StaffAccount.username == username).order_by(ConsoleSession.created_at.desc())
+        ).scalars().first()
+    return csrf_token(SimpleNamespace(csrf_secret=secret), path)
