@@ -9,7 +9,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Rasa's telemetry would try to reach the internet.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv postgres redis bench-db
+.PHONY: run test train chat evaluate validate unit e2e core-test clean help venv postgres redis chromium bench-db
 
 help:
 	@echo "make run       train if needed, then run the whole assistant (Ctrl-C stops)"
@@ -49,14 +49,18 @@ postgres:
 redis:
 	@scripts/ensure-redis.sh
 
+# And Chromium, for the console's browser tests (end-to-end).
+chromium:
+	@scripts/ensure-chromium.sh
+
 unit: $(STAMP) postgres redis
 	VETBOT_REQUIRE_POSTGRES=1 VETBOT_REQUIRE_REDIS=1 $(VENV)/bin/pytest -q -m "not e2e" tests
 
-E2E = $(VENV)/bin/pytest -q -m e2e tests
+E2E = VETBOT_REQUIRE_CHROMIUM=1 $(VENV)/bin/pytest -q -m e2e tests
 CORE_TEST = $(VENV)/bin/rasa test core --stories tests/stories --model models \
 	  --out reports/core --fail-on-prediction-errors
 
-e2e: train
+e2e: train chromium
 	$(E2E)
 
 evaluate: train
@@ -66,7 +70,7 @@ core-test: train
 	$(CORE_TEST)
 
 # Everything CI checks, cheapest first.
-test: validate unit train
+test: validate unit train chromium
 	$(VENV)/bin/vetbot evaluate --out reports/evaluation
 	$(E2E)
 	$(CORE_TEST)

@@ -1,5 +1,9 @@
 """转人工: the conversation goes to the staff queue and the bot falls silent.
 
+Three ways in: the user asks (action_request_human), the bot fails to understand twice
+in a row (action_default_fallback, Rasa's own fallback action overridden here), and an
+urgent complaint (actions/complaints.py).
+
 The action opens a handoff (bot.services.handoff), tells the user honestly when a
 person will answer (the queue ahead, the service centre's opening hours), and pauses
 the conversation the Rasa way (``ConversationPaused``): Rasa keeps recording what the
@@ -10,15 +14,15 @@ user writes, for staff, and answers nothing until staff hand it back
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, List, Optional, Text
+from typing import Any, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType
+from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.appointments import _in_session
-from bot.services import handoff, veterans
+from bot.services import handoff
 from bot.services import stations as network
 
 
@@ -31,15 +35,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(network.SHANGHAI)
 
 
-def user_station_id(session, openid: str) -> Optional[int]:
-    """The station of the bound veteran's household, for the staff scope; None if unknown."""
-    veteran = veterans.by_openid(session, openid)
-    if veteran is None:
-        return None
-    station = veteran.station or network.for_community(session, veteran.street, veteran.community)
-    return station.id if station is not None else None
-
-
 def queue_message(session, view: handoff.HandoffView, current: dt.datetime) -> str:
     ahead = handoff.waiting_ahead(session, view)
     queue = f"前面还有{ahead}位在等候。" if ahead else ""
@@ -48,7 +43,7 @@ def queue_message(session, view: handoff.HandoffView, current: dt.datetime) -> s
 
 def hand_over(session, openid: str, reason: str, current: dt.datetime, **kwargs: Any) -> str:
     """Open (or find) the user's handoff; the words about when a person will answer."""
-    view = handoff.open_handoff(session, openid, reason, current, station_id=user_station_id(session, openid),
+    view = handoff.open_handoff(session, openid, reason, current, station_id=handoff.station_for_openid(session, openid),
                                 **kwargs)
     return queue_message(session, view, current)
 
@@ -62,5 +57,47 @@ class ActionRequestHuman(Action):
         openid, current = tracker.sender_id, now()
         when = await _in_session(lambda session: hand_over(session, openid, "request_human", current))
         dispatcher.utter_message(text=f"好的，已为您转接人工服务。{when}\n"
+                                      "您可以先把要办的事情发在这里，工作人员接待后会在这里回复您。")
+        return paused()
+
+
+# What Rasa runs when it gives up on a message: the two-stage fallback's loop, its
+# questions, and the default fallback itself.
+FALLBACK_ACTIONS = frozenset({"action_two_stage_fallback", "action_default_ask_affirmation",
+                              "action_default_ask_rephrase", "action_default_fallback"})
+
+
+def fallback_before(tracker: Tracker) -> bool:
+    """Whether the user's previous message, too, ended in a fallback (the message before
+    the latest one was not understood either)."""
+    users_seen = 0
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            users_seen += 1
+            if users_seen == 2:
+                return False  # reached the message before the previous one
+        elif kind == "action" and users_seen == 1 and event.get("name") in FALLBACK_ACTIONS:
+            return True
+    return False
+
+
+class ActionDefaultFallback(Action):
+    """Rasa's ``action_default_fallback``, overridden: runs when the two-stage fallback
+    gives up (two unclear messages, or both readings refused) and when no policy is sure
+    what to do. Two failures in a row hand the conversation to staff; a first failure
+    answers utter_default (with the 转人工 button), like Rasa's own, and is reverted."""
+
+    def name(self) -> Text:
+        return "action_default_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        if not fallback_before(tracker):
+            dispatcher.utter_message(response="utter_default")
+            return [UserUtteranceReverted()]
+        openid, current = tracker.sender_id, now()
+        when = await _in_session(lambda session: hand_over(session, openid, "fallback", current))
+        dispatcher.utter_message(text=f"抱歉，我还是没能理解您的意思，已为您转接人工服务。{when}\n"
                                       "您可以先把要办的事情发在这里，工作人员接待后会在这里回复您。")
         return paused()

@@ -638,6 +638,19 @@ class Handoff(Base):
     closed_by = Column(String(50))
 
 
+class HandoffNote(Base):
+    """An internal note on a handoff (内部备注): for colleagues, never sent to the user.
+    Deleted with the handoff when the user unfollows."""
+
+    __tablename__ = "handoff_notes"
+
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(Integer, ForeignKey("handoffs.id", ondelete="CASCADE"), nullable=False, index=True)
+    staff = Column(String(50), nullable=False)  # the author's name as shown
+    text = Column(Text, nullable=False)
+    created_at = Timestamp(nullable=False, default=utcnow)
+
+
 # --- the staff console: accounts, sign-in, and the audit trail (bot.services.staff) -----
 
 STAFF_ROLES = ("admin", "district", "station", "trainer")

@@ -27,6 +27,7 @@ from bot.wechat.client import SendResult, WechatClient
 from bot.wechat.render import to_wechat_texts
 
 BACK_TO_BOT = "人工服务已结束，感谢您的耐心。接下来由荣军助手继续为您服务，回复“菜单”可查看全部服务。"
+TAKEN_OVER = "您好，工作人员已接入本次对话，接下来由人工为您服务，请稍候。"
 
 
 class StaffActionError(RuntimeError):
@@ -69,8 +70,11 @@ def _in_session(factory: sessionmaker, work):
 
 
 async def staff_reply(factory: sessionmaker, http: aiohttp.ClientSession, rasa_url: str, client: WechatClient,
-                      handoff_id: int, staff: str, text: str, now: Optional[dt.datetime] = None) -> SendResult:
-    """A staff member's answer: into the transcript, then to the user in WeChat."""
+                      handoff_id: int, staff: str, text: str, now: Optional[dt.datetime] = None,
+                      staff_name: Optional[str] = None) -> SendResult:
+    """A staff member's answer: into the transcript, then to the user in WeChat. ``staff`` is
+    who holds the handoff (claimed_by); ``staff_name`` what the transcript shows (default
+    ``staff``)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     text = (text or "").strip()
     if not text:
@@ -83,19 +87,45 @@ async def staff_reply(factory: sessionmaker, http: aiohttp.ClientSession, rasa_u
     # Staff text is kept like the user's: personal numbers typed by mistake are redacted.
     kept = redact(text).text
     await _append(http, rasa_url, view.openid, [{"event": "bot", "text": kept,
-                                                  "metadata": {"staff": staff, "handoff_id": handoff_id}}])
+                                                  "metadata": {"staff": staff_name or staff, "handoff_id": handoff_id}}])
     return await _deliver(factory, client, view.openid, kept, now)
 
 
+async def take_over(factory: sessionmaker, http: aiohttp.ClientSession, rasa_url: str, client: WechatClient,
+                    openid: str, staff: str, now: Optional[dt.datetime] = None, staff_name: Optional[str] = None,
+                    station_id: Optional[int] = None) -> "handoff.HandoffView":
+    """A staff member takes over a conversation nobody handed over: a handoff held by them,
+    the conversation paused the Rasa way, the user told a person is here."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+
+    def work(session):
+        before = handoff.current(session, openid)
+        return before, handoff.take_over(session, openid, staff, now, station_id=station_id)
+
+    before, view = await asyncio.to_thread(lambda: _in_session(factory, work))
+    if view.claimed_by != staff:
+        raise StaffActionError("这个会话已由其他工作人员接待。")
+    if before is not None and before.claimed_by == staff:
+        return view  # theirs already: nothing to pause or say again
+    await _append(http, rasa_url, openid, [
+        {"event": "pause"},
+        {"event": "bot", "text": TAKEN_OVER, "metadata": {"staff": staff_name or staff, "handoff_id": view.id}},
+        {"event": "action", "name": "action_listen"},
+    ])
+    await _deliver(factory, client, openid, TAKEN_OVER, now)
+    return view
+
+
 async def hand_back(factory: sessionmaker, http: aiohttp.ClientSession, rasa_url: str, client: WechatClient,
-                    handoff_id: int, staff: str, now: Optional[dt.datetime] = None) -> SendResult:
+                    handoff_id: int, staff: str, now: Optional[dt.datetime] = None,
+                    staff_name: Optional[str] = None) -> SendResult:
     """Close the handoff, resume the conversation, tell the user the bot is back."""
     now = now or dt.datetime.now(dt.timezone.utc)
     view = await asyncio.to_thread(lambda: _in_session(factory, lambda s: handoff.close(s, handoff_id, staff, now)))
     # Resumed, told, and listening: the user's next message starts a normal turn.
     await _append(http, rasa_url, view.openid, [
         {"event": "resume"},
-        {"event": "bot", "text": BACK_TO_BOT, "metadata": {"staff": staff, "handoff_id": handoff_id}},
+        {"event": "bot", "text": BACK_TO_BOT, "metadata": {"staff": staff_name or staff, "handoff_id": handoff_id}},
         {"event": "action", "name": "action_listen"},
     ])
     return await _deliver(factory, client, view.openid, BACK_TO_BOT, now)

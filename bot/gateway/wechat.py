@@ -31,6 +31,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from bot.console import live
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
 from bot.services import identity, wechat_failures
@@ -268,6 +269,7 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
         log.error("Rasa unavailable for a message from %s: %s", short_id(openid), error)
         await record_failure(app, openid, "in", "rasa_down", text, str(error))
         return [BUSY]
+    live.notify(app)  # an open transcript in the console shows the message now
     texts = to_wechat_texts(messages)
     if not texts:
         if await conversation_paused(edge, openid):

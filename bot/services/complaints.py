@@ -34,7 +34,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import chinese_calendar
 import yaml
-from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import (
@@ -47,6 +47,7 @@ from bot.db.models import (
     ComplaintCounter,
     Outbox,
     Station,
+    Veteran,
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.pii import PiiVault, Protected, normalize_phone
@@ -835,22 +836,84 @@ def _filters(state, category, station_id, overdue, urgent, now) -> list:
 def list_cases(session: Session, state: Optional[str] = None, category: Optional[str] = None,
                station_id: Optional[int] = None, overdue: Optional[bool] = None, *, now: dt.datetime,
                urgent: Optional[bool] = None, limit: int = 50, offset: int = 0,
-               rules: Optional[ComplaintRules] = None) -> List[CaseView]:
+               rules: Optional[ComplaintRules] = None, scope=None, before_id: Optional[int] = None,
+               after_id: Optional[int] = None) -> List[CaseView]:
     """The console's register: newest first, filtered by state, category, station (about
-    it or assigned to it), past the deadline or not, urgent or not."""
-    rows = session.execute(_fresh(
-        select(ComplaintCase).where(*_filters(state, category, station_id, overdue, urgent, now))
-        .order_by(ComplaintCase.id.desc()).limit(limit).offset(offset))).scalars().all()
+    it or assigned to it), past the deadline or not, urgent or not.
+
+    ``scope``: a further WHERE clause (the console's data scope, see ``scope_condition``).
+    Keyset paging for long registers: ``before_id`` gives the cases older than that id,
+    ``after_id`` the newer ones (the ``limit`` nearest it), both still newest first."""
+    conditions = _filters(state, category, station_id, overdue, urgent, now)
+    if scope is not None:
+        conditions.append(scope)
+    if before_id is not None:
+        conditions.append(ComplaintCase.id < before_id)
+    query = select(ComplaintCase).where(*conditions)
+    if after_id is not None:
+        query = query.where(ComplaintCase.id > after_id).order_by(ComplaintCase.id.asc())
+    else:
+        query = query.order_by(ComplaintCase.id.desc())
+    rows = session.execute(_fresh(query.limit(limit).offset(offset))).scalars().all()
+    if after_id is not None:
+        rows = list(reversed(rows))
     rules = rules or default_rules()
     return [_view(r, as_utc(now), rules) for r in rows]
 
 
 def count_cases(session: Session, state: Optional[str] = None, category: Optional[str] = None,
                 station_id: Optional[int] = None, overdue: Optional[bool] = None, *, now: dt.datetime,
-                urgent: Optional[bool] = None) -> int:
-    """How many cases ``list_cases`` pages through with the same filters."""
-    return session.execute(select(func.count()).select_from(ComplaintCase)
-                           .where(*_filters(state, category, station_id, overdue, urgent, now))).scalar_one()
+                urgent: Optional[bool] = None, scope=None, cap: Optional[int] = None) -> int:
+    """How many cases ``list_cases`` pages through with the same filters (and ``scope``).
+    With ``cap``, counting stops there (at most ``cap`` is returned), so that a long
+    register's count stays cheap."""
+    conditions = _filters(state, category, station_id, overdue, urgent, now)
+    if scope is not None:
+        conditions.append(scope)
+    if cap is None:
+        return session.execute(select(func.count()).select_from(ComplaintCase).where(*conditions)).scalar_one()
+    capped = select(ComplaintCase.id).where(*conditions).limit(cap).subquery()
+    return session.execute(select(func.count()).select_from(capped)).scalar_one()
+
+
+def scope_condition(role: str, visible_station_ids, sees_unassigned: bool):
+    """The cases a staff member may see, as a WHERE clause: those about a station of
+    ``visible_station_ids`` (``station_id``) or handled by one (``assigned_station_id``),
+    and, when ``sees_unassigned``, those with neither (not yet routed to any station).
+    Admins see every case. (bot.services.staff decides who sees what; this is its
+    reading for a case, which has two stations.)"""
+    if role == "admin":
+        return true()
+    visible = sorted(visible_station_ids)
+    clauses = []
+    if visible:
+        clauses.append(ComplaintCase.station_id.in_(visible))
+        clauses.append(ComplaintCase.assigned_station_id.in_(visible))
+    if sees_unassigned:
+        clauses.append(and_(ComplaintCase.station_id.is_(None), ComplaintCase.assigned_station_id.is_(None)))
+    return or_(*clauses) if clauses else false()
+
+
+def case_in_scope(view: "CaseView", role: str, visible_station_ids, sees_unassigned: bool) -> bool:
+    """``scope_condition`` for one case already read."""
+    if role == "admin":
+        return True
+    if view.station_id in visible_station_ids or view.assigned_station_id in visible_station_ids:
+        return True
+    return sees_unassigned and view.station_id is None and view.assigned_station_id is None
+
+
+def reply_phone(session: Session, vault: PiiVault, case_id: int) -> Optional[str]:
+    """The number to answer the case on, in clear: the case phone, or for ``bound_phone``
+    the bound veteran's phone on the roster; None when there is none. For the console's
+    deliberate reveal only (the caller audits it); views carry the masked number."""
+    row = session.get(ComplaintCase, case_id, populate_existing=True)
+    if row is None:
+        return None
+    cipher = row.phone_cipher
+    if cipher is None and row.reply_channel == "bound_phone" and row.veteran_id is not None:
+        cipher = session.execute(select(Veteran.phone_cipher).where(Veteran.id == row.veteran_id)).scalar_one_or_none()
+    return vault.decrypt(cipher) if cipher else None
 
 
 def overdue(session: Session, now: dt.datetime, *, limit: Optional[int] = None,

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import HANDOFF_REASONS, Handoff, Station
+from bot.db.models import HANDOFF_REASONS, Handoff, HandoffNote, Station, Veteran, WechatBinding
 from bot.db.session import as_utc, execute_write
+from bot.services import veterans
 from bot.services.identity import register_personal_data_eraser
-from bot.services.stations import hours_on, is_open, local_time, next_open_day
+from bot.services.stations import for_community, hours_on, is_open, local_time, next_open_day
 
 WEEKDAYS = "一二三四五六日"
+NOTE_MAX = 1000  # characters of an internal note
 
 
 class HandoffError(ValueError):
@@ -55,6 +57,40 @@ def _view(row: Handoff) -> HandoffView:
 def _open_row(session: Session, openid: str) -> Optional[Handoff]:
     return session.execute(select(Handoff).where(Handoff.openid == openid, Handoff.state != "closed")
                            .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def station_for_openid(session: Session, openid: str) -> Optional[int]:
+    """The station of the bound veteran's household (for the staff scope); None if the user
+    is not bound or the household has no station: the district centre's then."""
+    veteran = veterans.by_openid(session, openid)
+    if veteran is None:
+        return None
+    station = veteran.station or for_community(session, veteran.street, veteran.community)
+    return station.id if station is not None else None
+
+
+def stations_for_openids(session: Session, openids: Iterable[str]) -> Dict[str, Tuple[Optional[int], Optional[str]]]:
+    """For each bound user among ``openids``: (the household's station id, the veteran's
+    name), in two queries; users not bound are absent (their station: None)."""
+    wanted = sorted(set(openids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(WechatBinding.openid, Veteran).join(Veteran, WechatBinding.veteran_id == Veteran.id)
+                           .where(WechatBinding.openid.in_(wanted))).all()
+    found: Dict[str, Tuple[Optional[int], Optional[str]]] = {}
+    for openid, veteran in rows:
+        station = veteran.station or for_community(session, veteran.street, veteran.community)
+        found[openid] = (station.id if station is not None else None, veteran.name)
+    return found
+
+
+def open_for(session: Session, openids: Iterable[str]) -> Dict[str, int]:
+    """The open handoff's id of each of ``openids`` that has one."""
+    wanted = sorted(set(openids))
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Handoff.openid, Handoff.id)
+                                .where(Handoff.openid.in_(wanted), Handoff.state != "closed")).all())
 
 
 def open_handoff(session: Session, openid: str, reason: str, now: dt.datetime, *, urgent: bool = False,
@@ -93,10 +129,15 @@ def _scope(query, station_ids: Optional[Iterable[int]]):
     return query.where(Handoff.station_id.in_(ids) if ids else Handoff.id.is_(None))
 
 
-def queue(session: Session, station_ids: Optional[Iterable[int]] = None, limit: int = 100) -> List[HandoffView]:
+def queue(session: Session, station_ids: Optional[Iterable[int]] = None, limit: int = 100,
+          where=None) -> List[HandoffView]:
     """Open handoffs for the console: urgent first, then the longest waiting; held ones after
-    the waiting ones. ``station_ids`` limits them to a staff member's area."""
-    query = _scope(select(Handoff).where(Handoff.state != "closed"), station_ids).order_by(
+    the waiting ones. ``station_ids`` or a ``where`` clause (bot.services.staff.station_filter)
+    limits them to a staff member's area."""
+    query = _scope(select(Handoff).where(Handoff.state != "closed"), station_ids)
+    if where is not None:
+        query = query.where(where)
+    query = query.order_by(
         (Handoff.state == "claimed"), Handoff.urgent.desc(), Handoff.created_at, Handoff.id).limit(limit)
     return [_view(row) for row in session.execute(query).scalars()]
 
@@ -170,7 +211,47 @@ def expected_reply(session: Session, now: dt.datetime, station: Optional[Station
     return f"现在是非工作时间，工作人员将于{when}{opens.strftime('%H:%M')}上班后回复您。"
 
 
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    staff: str
+    text: str
+    created_at: dt.datetime  # Beijing time
+
+
+def add_note(session: Session, handoff_id: int, staff: str, text: str, now: dt.datetime) -> NoteView:
+    """An internal note on a handoff (open or closed), for colleagues only."""
+    text = (text or "").strip()
+    if not text:
+        raise HandoffError("备注内容不能为空。")
+    if len(text) > NOTE_MAX:
+        raise HandoffError(f"备注请不要超过{NOTE_MAX}字（现在{len(text)}字）。")
+    if session.get(Handoff, handoff_id) is None:
+        raise LookupError(f"no handoff {handoff_id}")
+    row = HandoffNote(handoff_id=handoff_id, staff=staff[:50], text=text, created_at=as_utc(now))
+    session.add(row)
+    session.flush()
+    return NoteView(row.id, row.staff, row.text, local_time(as_utc(row.created_at)))
+
+
+def notes(session: Session, handoff_id: int) -> List[NoteView]:
+    rows = session.execute(select(HandoffNote).where(HandoffNote.handoff_id == handoff_id)
+                           .order_by(HandoffNote.created_at, HandoffNote.id)).scalars()
+    return [NoteView(r.id, r.staff, r.text, local_time(as_utc(r.created_at))) for r in rows]
+
+
+def history_of(session: Session, openid: str, limit: int = 20) -> List[HandoffView]:
+    """The user's earlier handoffs, newest first (for the transcript page)."""
+    rows = session.execute(select(Handoff).where(Handoff.openid == openid)
+                           .order_by(Handoff.created_at.desc(), Handoff.id.desc()).limit(limit)).scalars()
+    return [_view(row) for row in rows]
+
+
 @register_personal_data_eraser
 def erase_handoffs(session: Session, openid: str, now: dt.datetime) -> None:
-    """On unfollow: the user's handoffs go (the conversation itself is deleted by the gateway)."""
+    """On unfollow: the user's handoffs and their notes go (the conversation itself is
+    deleted by the gateway)."""
+    ids = select(Handoff.id).where(Handoff.openid == openid).scalar_subquery()
+    session.execute(delete(HandoffNote).where(HandoffNote.handoff_id.in_(ids)),
+                    execution_options={"synchronize_session": False})
     session.execute(delete(Handoff).where(Handoff.openid == openid), execution_options={"synchronize_session": False})
