@@ -4,8 +4,7 @@
 
 Open to every role. The conversation figures (messages, conversations, top intents,
 fallback rate) cover the whole bot (全区) and come from Rasa's tracker store, read
-through an engine of the dashboard's own, made when the app starts and disposed when it
-stops. The case figures (handoffs, complaints) are limited to the staff member's area;
+through the console's read-only engine (bot.console.pages.TRACKER). The case figures (handoffs, complaints) are limited to the staff member's area;
 trainers do not see them. The figures and their definitions: bot.services.metrics.
 Charts are inline SVG drawn on the server (bot.console.charts): no script.
 """
@@ -15,31 +14,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from aiohttp import web
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.console.auth import current_staff, now_utc, require_staff
 from bot.console.charts import bar_chart, hbar_chart
-from bot.console.pages import CASE_ROLES, local, render_console, scope_text
-from bot.gateway.app import SETTINGS, run_in_session
+from bot.console.pages import CASE_ROLES, TRACKER, local, render_console, scope_text
+from bot.gateway.app import run_in_session
 from bot.services import metrics
-from bot.services.conversations import tracker_url
 from bot.services.stations import SHANGHAI
 
 log = logging.getLogger(__name__)
 
-TRACKER_ENGINE = web.AppKey("dashboard_tracker_engine", Engine)
 WEEKDAYS = "一二三四五六日"
-
-
-async def _tracker_engine(app: web.Application) -> AsyncIterator[None]:
-    engine = metrics.tracker_engine(tracker_url(app[SETTINGS].tracker_db))
-    app[TRACKER_ENGINE] = engine
-    yield
-    engine.dispose()
 
 
 def percent(value: Optional[float]) -> str:
@@ -111,7 +100,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
     conversation: Optional[Dict[str, Any]] = None
     try:
-        figures = await asyncio.to_thread(metrics.conversation_figures, request.app[TRACKER_ENGINE], period)
+        figures = await asyncio.to_thread(metrics.conversation_figures, request.app[TRACKER].engine, period)
         conversation = conversation_view(figures)
     except SQLAlchemyError as error:
         # Only the type: the message can hold the tracker store's address.
@@ -133,5 +122,4 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_tracker_engine)
     app.router.add_get("/console/dashboard", dashboard)

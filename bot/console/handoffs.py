@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from bot.console import live
 from bot.console.auth import SignedIn, current_staff, now_utc, require_staff
-from bot.console.pages import CASE_ROLES, CONSOLE_TEMPLATES, local, query_int, render_console, see_other
+from bot.console.pages import CASE_ROLES, CONSOLE_TEMPLATES, TRACKER, local, query_int, render_console, see_other
 from bot.db.models import ComplaintCase, Handoff, StaffAccount, Station
 from bot.gateway.app import SESSION_FACTORY, SETTINGS, run_in_session, url_prefix
 from bot.gateway.handoff import StaffActionError, hand_back, staff_reply, take_over
@@ -46,8 +46,6 @@ from bot.services.stations import local_time
 from bot.services.transcripts import Line, TrackerReader
 
 log = logging.getLogger(__name__)
-
-TRACKER = web.AppKey("console_tracker", TrackerReader)
 
 REPLY_MAX = 600  # characters of one staff answer (WeChat splits longer texts anyway)
 QUEUE_LIMIT = 200
@@ -517,12 +515,6 @@ async def take_over_case(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[live.CHANGES] = live.Changes()
-    app[TRACKER] = TrackerReader.for_tracker_db(app[SETTINGS].tracker_db)  # connects at first use
-
-    async def close_reader(app: web.Application) -> None:
-        app[TRACKER].close()
-
-    app.on_cleanup.append(close_reader)
     app.router.add_get("/console/handoffs", queue_page)
     app.router.add_get("/console/handoffs/live", queue_live)
     app.router.add_get("/console/handoffs/{id}", handoff_page)

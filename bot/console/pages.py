@@ -53,11 +53,14 @@ from bot.db.session import as_utc
 from bot.gateway.app import SETTINGS, VAULT, make_templates, run_in_session, url_prefix
 from bot.services import staff as staff_service
 from bot.services.stations import SHANGHAI
+from bot.services.transcripts import TrackerReader
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 CONSOLE_TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
+# Rasa's tracker store, read-only (transcripts, the queue's last messages, the dashboard).
+TRACKER = web.AppKey("console_tracker", TrackerReader)
 
 # Reachable without a session (everything else under /console needs one).
 PUBLIC_PATHS = frozenset({"/console/login"})
@@ -358,6 +361,12 @@ def setup_console(app: web.Application) -> None:
     if CONSOLE_TEMPLATES in app:
         return
     app[CONSOLE_TEMPLATES] = make_console_templates()
+    app[TRACKER] = TrackerReader.for_tracker_db(app[SETTINGS].tracker_db)  # connects at first use
+
+    async def close_tracker(app: web.Application) -> None:
+        app[TRACKER].close()
+
+    app.on_cleanup.append(close_tracker)
     app.middlewares.append(console_middleware)
     app.router.add_get("/console/static/{name}", static_file)
     app.router.add_get("/console", home)

@@ -5,7 +5,7 @@ Periods are whole Beijing-time days: the last 7 (or 30) days including today, fr
 
 Conversation figures come from Rasa's SQL tracker store (table ``events``: one row
 per event, ``timestamp`` in seconds since the epoch), read with an engine of its own
-(``tracker_engine``); they cover the whole bot (全区), whoever looks:
+(``bot.services.transcripts.tracker_engine``); they cover the whole bot (全区), whoever looks:
 
 - 用户消息 (messages): ``user`` events, i.e. every message a user sent that Rasa
   parsed (text, voice recognised, button presses alike).
@@ -40,14 +40,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from sqlalchemy import (Float, Integer, String, and_, cast, column, create_engine, extract, func, inspect, or_, select,
-                        table)
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Float, Integer, String, and_, cast, column, extract, func, inspect, or_, select, table
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -56,6 +53,7 @@ from bot.labels import intent_label
 from bot.services.complaints import OPEN_STATES, STATE_NAMES, scope_condition
 from bot.services.staff import StaffLike, sees_unassigned, station_filter
 from bot.services.stations import SHANGHAI
+from bot.services.transcripts import missing_file
 
 PERIODS = (7, 30)
 DEFAULT_DAYS = 7
@@ -120,21 +118,6 @@ def period(days: int, now: dt.datetime) -> Period:
 # --- the tracker store ---------------------------------------------------------------------------
 
 
-def tracker_engine(url: str) -> Engine:
-    """An engine reading the tracker store at ``url``. SQLite is opened read-only, so a
-    dashboard never creates the file or writes to it (until Rasa has made the file,
-    every query finds no data)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database).resolve()
-
-        def connect() -> sqlite3.Connection:
-            return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-
-        return create_engine("sqlite://", creator=connect, future=True)
-    return create_engine(url, future=True, pool_pre_ping=True)
-
-
 @dataclass(frozen=True)
 class IntentCount:
     intent: str
@@ -186,8 +169,7 @@ def conversation_figures(engine: Engine, p: Period) -> ConversationFigures:
                 return _empty_conversations(p)  # nobody has talked yet
             return _conversation_figures(connection, p)
     except OperationalError as error:
-        if isinstance(getattr(error, "orig", None), sqlite3.OperationalError) and \
-                "unable to open database file" in str(error.orig):
+        if missing_file(error):
             return _empty_conversations(p)  # the SQLite file does not exist yet
         raise
 

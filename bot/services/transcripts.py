@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from sqlalchemy import bindparam, create_engine, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.services.conversations import tracker_url
 from bot.services.stations import SHANGHAI
@@ -58,6 +60,28 @@ class Conversation:
     last_at: dt.datetime  # Beijing time, the last user message
     last_text: str
     last_event_id: int
+
+
+def tracker_engine(url: str) -> Engine:
+    """An engine reading the tracker store at ``url``. SQLite is opened read-only, so the
+    console never creates the file or writes to it (until Rasa has made the file, every
+    query finds no data: ``missing_file``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).resolve()
+
+        def connect() -> sqlite3.Connection:
+            # Rasa writes from another process: wait for its lock rather than fail.
+            return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+
+        return create_engine("sqlite://", creator=connect, future=True)
+    return create_engine(url, future=True, pool_pre_ping=True)
+
+
+def missing_file(error: OperationalError) -> bool:
+    """Whether ``error`` says the SQLite tracker store's file does not exist yet."""
+    return isinstance(getattr(error, "orig", None), sqlite3.OperationalError) and \
+        "unable to open database file" in str(error.orig)
 
 
 def _moment(timestamp: Optional[float]) -> dt.datetime:
@@ -102,9 +126,7 @@ class TrackerReader:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        # SQLite: Rasa writes from another process; wait for its lock instead of failing.
-        connect_args = {"timeout": 10, "check_same_thread": False} if url.startswith("sqlite") else {}
-        self.engine: Engine = create_engine(url, future=True, connect_args=connect_args, pool_pre_ping=True)
+        self.engine: Engine = tracker_engine(url)
 
     @classmethod
     def for_tracker_db(cls, tracker_db: Union[str, Path], environ: Optional[dict] = None) -> "TrackerReader":
@@ -114,8 +136,13 @@ class TrackerReader:
         self.engine.dispose()
 
     def _ready(self) -> bool:
-        # Nobody has talked yet: Rasa creates the table with the first conversation.
-        return "events" in inspect(self.engine).get_table_names()
+        # Nobody has talked yet: Rasa creates the file and the table with the first conversation.
+        try:
+            return "events" in inspect(self.engine).get_table_names()
+        except OperationalError as error:
+            if missing_file(error):
+                return False
+            raise
 
     def transcript(self, sender_id: str, after_id: int = 0, limit: int = TRANSCRIPT_LIMIT) -> List[Line]:
         """The conversation's lines after event ``after_id``, oldest first (at most the

@@ -27,6 +27,7 @@ from bot.services import complaints as cs
 from bot.services import handoff, metrics
 from bot.services.staff import visible_station_ids
 from bot.services.stations import SHANGHAI, load_stations
+from bot.services.transcripts import tracker_engine
 from bot.settings import PROJECT_ROOT
 
 # Tuesday 2026-03-10, 15:00 Beijing time: the 7-day period is 03-04 … 03-10.
@@ -117,7 +118,7 @@ def tracker(tracker_db):
     url, store = tracker_db
     asyncio.run(_save_all(store))
     store.engine.dispose()
-    engine = metrics.tracker_engine(url)
+    engine = tracker_engine(url)
     yield engine
     engine.dispose()
 
@@ -162,7 +163,7 @@ def test_a_day_before_anything_was_said_is_empty(tracker):
 
 def test_no_tracker_store_yet_means_no_messages_and_creates_nothing(tmp_path):
     path = tmp_path / "missing" / "tracker.db"
-    engine = metrics.tracker_engine(f"sqlite:///{path}")
+    engine = tracker_engine(f"sqlite:///{path}")
     figures = metrics.conversation_figures(engine, metrics.period(7, NOW))
     assert (figures.messages, figures.users, figures.top_intents, figures.fallback_rate) == (0, 0, [], None)
     assert len(figures.messages_by_day) == 7
@@ -170,7 +171,7 @@ def test_no_tracker_store_yet_means_no_messages_and_creates_nothing(tmp_path):
 
     path = tmp_path / "tracker.db"
     path.write_bytes(b"")  # a file without the events table (Rasa not started yet)
-    figures = metrics.conversation_figures(metrics.tracker_engine(f"sqlite:///{path}"), metrics.period(30, NOW))
+    figures = metrics.conversation_figures(tracker_engine(f"sqlite:///{path}"), metrics.period(30, NOW))
     assert figures.messages == 0 and len(figures.messages_by_day) == 30
 
 
