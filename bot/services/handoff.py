@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import HANDOFF_REASONS, Handoff, HandoffNote, Station, Veteran, WechatBinding
 from bot.db.session import as_utc, execute_write
+from bot.redaction import redact
 from bot.services import veterans
 from bot.services.identity import register_personal_data_eraser
 from bot.services.stations import for_community, hours_on, is_open, local_time, next_open_day
@@ -220,8 +221,9 @@ class NoteView:
 
 
 def add_note(session: Session, handoff_id: int, staff: str, text: str, now: dt.datetime) -> NoteView:
-    """An internal note on a handoff (open or closed), for colleagues only."""
-    text = (text or "").strip()
+    """An internal note on a handoff (open or closed), for colleagues only. Personal
+    numbers typed into it are redacted, as everywhere outside the encrypted columns."""
+    text = redact((text or "").strip()).text.strip()
     if not text:
         raise HandoffError("备注内容不能为空。")
     if len(text) > NOTE_MAX:

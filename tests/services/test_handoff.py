@@ -95,3 +95,19 @@ def test_unfollow_removes_handoffs(db, vault):
         identity.forget_openid(session, vault, "o-1", MONDAY_10AM)
     with session_scope(db) as session:
         assert handoff.current(session, "o-1") is None
+
+
+def test_notes_in_order_redacted_and_erased_on_unfollow(db, vault):
+    view = _open(db, "o-1")
+    with session_scope(db) as session:
+        handoff.add_note(session, view.id, "王科长", "已电话联系 13812345678，明天回访", MONDAY_10AM)
+        handoff.add_note(session, view.id, "赵主任", "同意", MONDAY_10AM + dt.timedelta(minutes=1))
+        with pytest.raises(HandoffError):
+            handoff.add_note(session, view.id, "王科长", "   ", MONDAY_10AM)
+        notes = handoff.notes(session, view.id)
+    assert [n.staff for n in notes] == ["王科长", "赵主任"]
+    assert "13812345678" not in notes[0].text and "手机号已隐去" in notes[0].text
+    with session_scope(db) as session:
+        identity.forget_openid(session, vault, "o-1", MONDAY_10AM)
+    with session_scope(db) as session:
+        assert handoff.notes(session, view.id) == [] and handoff.current(session, "o-1") is None
