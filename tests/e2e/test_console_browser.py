@@ -4,11 +4,12 @@ a simulated WeChat user on the other side.
 
 A district staff member signs in, sees the handoff the WeChat user asks for appear in
 the queue without reloading (an urgent one above it), claims it, sees the user's next
-message arrive in the open transcript, replies (the reply reaches the mock WeChat API),
-hands back, and later takes the user's conversation over from the recent ones; a
-station account cannot open another station's complaint; posts without the form's
-CSRF token are refused. Screenshots of the queue, a transcript and the dashboard go
-to docs/screenshots (linked from the README).
+message arrive in the open transcript, replies (the reply reaches the mock WeChat API;
+with the user's 48-hour window closed, the staff member is told it did not), hands
+back, and later takes the user's conversation over from the recent ones; a station
+account cannot open another station's complaint; posts without the form's CSRF token
+are refused. Screenshots of the queue, a transcript and the dashboard go to
+docs/screenshots (linked from the README).
 
 (Sorts before test_gateway_wechat.py and test_serve.py, whose last test stops the
 shared assistant.)
@@ -76,6 +77,15 @@ def _complaint_at(assistant, station_code: str) -> int:
             return view.id
     finally:
         engine.dispose()
+
+
+async def _window(assistant, openid: str, open_: bool) -> None:
+    """Open or close the user's 48-hour window at the mock WeChat API."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{assistant['mock_wechat']}/mock/window", json={"openid": openid, "open": open_}) as r:
+            assert r.status == 200
 
 
 async def _sign_in(page, gateway: str, username: str) -> None:
@@ -146,6 +156,13 @@ async def test_a_staff_member_takes_a_handoff_in_the_browser(assistant):
             assert later == ["您好，我是区退役军人服务中心的赵主任，您的优待证已在制作中。"]
             await expect(transcript).to_contain_text("工作人员 赵主任")
             await page.screenshot(path=str(SCREENSHOTS / "console-transcript.png"), full_page=True)
+
+            # The user's 48-hour window closes (WeChat refuses with 45015): the staff member is told.
+            await _window(assistant, user.openid, open_=False)
+            await page.fill("#reply-text", "请问您方便接电话吗？")
+            await page.get_by_role("button", name="发送").click()
+            await expect(page.get_by_role("alert")).to_contain_text("超过48小时未与公众号互动")
+            await _window(assistant, user.openid, open_=True)
 
             # A post without the form's token is refused, and changes nothing.
             handoff_path = page.url.split(gateway, 1)[1].split("?", 1)[0]
