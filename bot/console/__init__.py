@@ -3,7 +3,10 @@ the stations' staff and for trainers.
 
 ``setup_console(app)`` adds the pages to the gateway's application (bot.gateway.app);
 ``bot.console.auth`` holds sign-in, sessions, CSRF and the role and scope checks that
-every console page uses; ``bot.console.accounts_cli`` is ``vetbot create-staff``.
+every console page uses; ``bot.console.pages`` the frame and the audit log; the sections
+are ``handoffs`` (人工接待, with ``live`` for updates without a reload), ``complaints``
+(投诉登记簿), ``appointments`` (预约) and ``dashboard`` (数据看板, with ``charts``);
+``bot.console.accounts_cli`` is ``vetbot create-staff``.
 """
 
 from __future__ import annotations

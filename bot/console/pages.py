@@ -1,17 +1,21 @@
-"""The staff console's pages (工作台) under /console: sign-in, sign-out, home, audit log.
+"""The staff console's frame (工作台) under /console: sign-in, sign-out, home, audit log,
+and what every section shares.
 
     GET  /console/login     the sign-in form
     POST /console/login     sign in (throttled; one message for every wrong answer)
     POST /console/logout    sign out: the session ends on the server
     GET  /console           home: who is signed in, the role, the area they see, the sections
     GET  /console/audit     审计日志 (admins only)
+    GET  /console/static/…  the console's own script (bot/console/static)
 
+The sections are modules of their own (SECTION_MODULES: handoffs, complaints,
+appointments, dashboard), each adding its routes with ``setup(app)``.
 ``console_middleware`` runs for every path under /console: it resolves the session
 cookie into ``request[STAFF]``, sends anyone not signed in to the sign-in page,
-refuses (403) any POST without the form's CSRF token, and renders the console's own
-error pages. Later increments add their pages with ``require_staff`` and inherit all of it.
-Plain server-rendered HTML: no JavaScript, usable on a station's old PC.
-"""
+refuses (403) any POST without the form's CSRF token, renders the console's own
+error pages and sets its Content-Security-Policy. Server-rendered HTML, usable on a
+station's old PC: the only script (live updates of the handoff queue and transcript)
+is the console's own, and every page works without it."""
 
 from __future__ import annotations
 
