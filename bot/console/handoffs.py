@@ -153,16 +153,19 @@ def _audit(request: web.Request, action: str, object_type: str, object_id: Any, 
         session, staff, action, object_type, object_id, detail, now_utc()))
 
 
-def _edge(request: web.Request):
-    """The gateway's HTTP session and WeChat client (bot.gateway.wechat)."""
+async def _through_gateway(request: web.Request, step, *args: Any, **kwargs: Any):
+    """Run a bot.gateway.handoff step (staff_reply, hand_back, take_over) with the gateway's
+    database, HTTP session, Rasa URL and WeChat client (bot.gateway.wechat); raises
+    StaffActionError when the gateway cannot reach WeChat."""
     from bot.gateway.wechat import WECHAT
 
-    edge = request.app.get(WECHAT)
+    app = request.app
+    edge = app.get(WECHAT)
     if edge is None or edge.http is None:
         raise StaffActionError("微信网关未启动，无法发送。")
     if edge.client is None:
         raise StaffActionError("未配置微信接口密钥（WECHAT_SECRET），无法向用户发送消息。")
-    return edge
+    return await step(app[SESSION_FACTORY], edge.http, app[SETTINGS].rasa_url, edge.client, *args, **kwargs)
 
 
 def _fragment(request: web.Request, template: str, **context: Any) -> str:
@@ -365,15 +368,13 @@ async def reply(request: web.Request) -> web.Response:
     if len(text) > REPLY_MAX:
         return await _show(request, view.id, error=f"回复请不要超过{REPLY_MAX}字（现在{len(text)}字），可以分几条发送。",
                            draft=text, status=400)
-    app = request.app
     try:
-        edge = _edge(request)
-        result = await staff_reply(app[SESSION_FACTORY], edge.http, app[SETTINGS].rasa_url, edge.client, view.id,
-                                   staff_key(staff), text, staff_name=staff.display_name)
+        result = await _through_gateway(request, staff_reply, view.id, staff_key(staff), text,
+                                        staff_name=staff.display_name)
     except StaffActionError as error:
         return await _show(request, view.id, error=str(error), draft=text, status=409)
     await _audit(request, "handoff.reply", "handoff", view.id, None if result.ok else f"未送达 {result.errcode}")
-    live.notify(app)
+    live.notify(request.app)
     if not result.ok:
         return _done(request, view.id, "window" if result.window_closed else "send", key="failed")
     return _done(request, view.id, "sent")
@@ -405,17 +406,12 @@ async def close(request: web.Request) -> web.Response:
         return await _show(request, view.id, error="这个会话已经交还给机器人了。", status=409)
     if view.claimed_by != staff_key(staff) and staff.role not in ("admin", "district"):
         return await _show(request, view.id, error="只有接待这个会话的工作人员可以交还机器人。", status=409)
-    app = request.app
     try:
-        edge = _edge(request)
-        result = await hand_back(app[SESSION_FACTORY], edge.http, app[SETTINGS].rasa_url, edge.client, view.id,
-                                 staff_key(staff), staff_name=staff.display_name)
-    except handoffs.HandoffError as error:
-        return await _show(request, view.id, error=str(error), status=409)
-    except StaffActionError as error:
+        result = await _through_gateway(request, hand_back, view.id, staff_key(staff), staff_name=staff.display_name)
+    except (handoffs.HandoffError, StaffActionError) as error:
         return await _show(request, view.id, error=str(error), status=409)
     await _audit(request, "handoff.close", "handoff", view.id)
-    live.notify(app)
+    live.notify(request.app)
     if not result.ok:
         return _done(request, view.id, "back", key="failed")
     return _done(request, view.id, "closed")
@@ -457,12 +453,11 @@ async def conversations_page(request: web.Request) -> web.Response:
 
 async def _take_over(request: web.Request, openid: str, station_id: Optional[int]) -> handoffs.HandoffView:
     """Pause the user's conversation for this staff member (raises StaffActionError)."""
-    staff, app = current_staff(request), request.app
-    edge = _edge(request)
-    view = await take_over(app[SESSION_FACTORY], edge.http, app[SETTINGS].rasa_url, edge.client, openid,
-                           staff_key(staff), staff_name=staff.display_name, station_id=station_id)
+    staff = current_staff(request)
+    view = await _through_gateway(request, take_over, openid, staff_key(staff), staff_name=staff.display_name,
+                                  station_id=station_id)
     await _audit(request, "conversation.take_over", "handoff", view.id)
-    live.notify(app)
+    live.notify(request.app)
     return view
 
 
