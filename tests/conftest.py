@@ -1,4 +1,5 @@
-"""Shared fixtures: trackers built the way the action server builds them."""
+"""Shared fixtures: trackers built the way the action server builds them, the test
+databases, and small helpers the database tests share."""
 
 from __future__ import annotations
 
@@ -108,3 +109,14 @@ def vault():
     from bot.pii import PiiVault
 
     return PiiVault(TEST_SECRET)
+
+
+def station_id(factory, code: str) -> int:
+    """The id of station ``code`` in ``factory``'s database (data/stations.yml loaded)."""
+    from sqlalchemy import select
+
+    from bot.db.models import Station
+    from bot.db.session import session_scope
+
+    with session_scope(factory) as session:
+        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()

@@ -24,6 +24,7 @@ from bot.services.stations import SHANGHAI
 from bot.settings import PROJECT_ROOT
 from tests.console.helpers import audit_actions, form_csrf, session_token, sign_in
 from tests.services.veterans import add_veteran
+from tests.conftest import station_id
 
 SERVICES_FILE = PROJECT_ROOT / "data" / "services.yml"
 BOOKED_AT = dt.datetime(2026, 11, 30, 8, tzinfo=SHANGHAI)  # a Monday; bookable up to 2026-12-30
@@ -44,11 +45,6 @@ def clock(monkeypatch):
     now = SimpleNamespace(value=at(DAY, 10))
     monkeypatch.setattr(pages, "now_utc", lambda: now.value.astimezone(dt.timezone.utc))
     return now
-
-
-def station_id(factory, code: str) -> int:
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 def book(factory, openid: str, code: str, service: str, start: dt.datetime, veteran_id=None) -> ap.AppointmentView:

@@ -12,22 +12,18 @@ import pytest
 from sqlalchemy import select
 
 from bot.console import complaints as pages
-from bot.db.models import AuditEntry, CaseEvent, ComplaintCase, Outbox, StaffAccount, Station
+from bot.db.models import AuditEntry, CaseEvent, ComplaintCase, Outbox, StaffAccount
 from bot.db.session import session_scope
 from bot.services import complaints as cs
 from tests.console.helpers import audit_actions, form_csrf, session_token, sign_in
 from tests.services.veterans import add_veteran
+from tests.conftest import station_id as sid
 
 PHONE = "13912345678"
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def sid(factory, code: str) -> int:
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 def file_case(factory, vault, description="我的抚恤金三个月没发了", category="待遇发放", station=None,

@@ -12,17 +12,16 @@ import pytest
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
-from sqlalchemy import select
 
 from bot.console.charts import bar_chart, hbar_chart, nice_ceiling
 from bot.console.dashboard import duration
-from bot.db.models import Station
 from bot.db.session import session_scope
 from bot.gateway.app import PathOnlyAccessLogger
 from bot.services import complaints as cs
 from bot.services import handoff
 from bot.services.stations import SHANGHAI
 from tests.console.helpers import build_console_app, make_settings, sign_in
+from tests.conftest import station_id as station
 
 NOW = dt.datetime.now(dt.timezone.utc)
 MINUTE = dt.timedelta(minutes=1)
@@ -58,11 +57,6 @@ async def write_tracker_store(path) -> None:
             tracker.update(event)
         await store.save(tracker)
     store.engine.dispose()
-
-
-def station(factory, code: str) -> int:
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 @pytest.fixture

@@ -15,19 +15,15 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, UserUttered
 from sqlalchemy import func, select
 
-from bot.db.models import AuditEntry, HandoffNote, Station, WechatBinding
+from bot.db.models import AuditEntry, HandoffNote, WechatBinding
 from bot.db.session import session_scope
 from bot.gateway.app import PathOnlyAccessLogger
 from bot.services import handoff
 from tests.console.helpers import build_console_app, form_csrf, make_settings, session_token, sign_in
 from tests.services.veterans import add_veteran
+from tests.conftest import station_id
 
 T0 = 1_795_000_000.0  # 2026-11-18 in epoch seconds: the tracker events' clock
-
-
-def station_id(factory, code):
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 def bind(factory, vault, openid, station_code, name):

@@ -15,7 +15,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import Appointment, AuditEntry, Handoff, Station, WechatBinding
+from bot.db.models import Appointment, AuditEntry, Handoff, WechatBinding
 from bot.db.session import session_scope
 from bot.gateway.app import PathOnlyAccessLogger
 from bot.services import appointments as ap
@@ -25,14 +25,10 @@ from bot.services.stations import SHANGHAI
 from bot.settings import PROJECT_ROOT
 from tests.console.helpers import build_console_app, make_settings, session_token, sign_in
 from tests.services.veterans import add_veteran
+from tests.conftest import station_id
 
 BOOKED_AT = dt.datetime(2026, 11, 30, 8, tzinfo=SHANGHAI)
 VISIT = dt.datetime(2026, 12, 3, 9, tzinfo=SHANGHAI)  # a Thursday 9:00, 马陆 open
-
-
-def station_id(factory, code):
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sqlalchemy import event, func, select, text
 
-from bot.db.models import CaseEvent, ComplaintCase, Outbox, Station
+from bot.db.models import CaseEvent, ComplaintCase, Outbox
 from bot.db.session import session_scope
 from bot.services import complaints as cs
 from bot.services import identity
@@ -22,6 +22,7 @@ from bot.services.complaints import CaseClosed, ComplaintDataError, ComplaintErr
 from bot.services.stations import SHANGHAI, load_stations
 from bot.settings import PROJECT_ROOT
 from tests.services.veterans import add_veteran
+from tests.conftest import station_id as sid
 
 PHONE = "13912345678"
 
@@ -38,11 +39,6 @@ def db(session_factory):
     with session_scope(session_factory) as session:
         load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
     return session_factory
-
-
-def sid(factory, code: str) -> int:
-    with session_scope(factory) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 def file_case(factory, vault, openid="o-user", category="待遇发放", description="我的抚恤金三个月没发了",

@@ -29,6 +29,7 @@ from bot.services.staff import visible_station_ids
 from bot.services.stations import SHANGHAI, load_stations
 from bot.services.transcripts import tracker_engine
 from bot.settings import PROJECT_ROOT
+from tests.conftest import station_id as station
 
 # Tuesday 2026-03-10, 15:00 Beijing time: the 7-day period is 03-04 … 03-10.
 NOW = dt.datetime(2026, 3, 10, 15, 0, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)
@@ -191,11 +192,6 @@ def db(session_factory):
     with session_scope(session_factory) as session:
         load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
     return session_factory
-
-
-def station(db, code: str) -> int:
-    with session_scope(db) as session:
-        return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
 
 
 def who(db, role: str, code: Optional[str] = None):
