@@ -63,9 +63,13 @@ def test_faq_topics_have_12_examples(topic):
     assert len(TRAIN.get(f"faq/{topic}", [])) >= 12
 
 
-@pytest.mark.parametrize("intent", CONTROL_INTENTS + TASK_INTENTS + [f"faq/{t}" for t in FAQ_TOPICS])
-def test_every_contract_intent_is_in_the_heldout_split(intent):
-    assert len(HELDOUT.get(intent, [])) >= 5
+@pytest.mark.parametrize("intent", sorted(set(CONTROL_INTENTS + TASK_INTENTS + [f"faq/{t}" for t in FAQ_TOPICS]) | set(TRAIN)))
+def test_every_intent_and_topic_has_15_heldout_examples(intent):
+    assert len(HELDOUT.get(intent, [])) >= 15
+
+
+def test_the_heldout_split_has_at_least_800_messages():
+    assert sum(len(texts) for texts in HELDOUT.values()) >= 800
 
 
 def test_heldout_split_never_appears_in_training():
