@@ -2,8 +2,11 @@
 
 Runs Rasa's own NLU evaluation (`rasa test nlu`) on tests/nlu/heldout, which
 is never used for training, and reads its reports. The gate: intent macro-F1
-at least 0.95 and FAQ topic accuracy at least 0.90, where a policy question
-counts as right only when the intent is `faq` *and* the topic is right.
+at least 0.96 and FAQ topic accuracy at least 0.94, where a policy question
+counts as right only when the intent is `faq` *and* the topic is right. The
+model scores about 0.98 / 0.97 with every seed and on one core or two
+(docs/evaluation/stability.md), so a normal spread never fails the gate and a
+real regression does.
 The report directory keeps Rasa's per-intent precision/recall/F1 report,
 the confusion matrix picture and a short summary (README.md).
 """
@@ -20,8 +23,8 @@ from bot.settings import PROJECT_ROOT
 from bot.training import latest_model
 
 HELDOUT_DIR = PROJECT_ROOT / "tests" / "nlu" / "heldout"
-MIN_INTENT_MACRO_F1 = 0.95
-MIN_FAQ_TOPIC_ACCURACY = 0.90
+MIN_INTENT_MACRO_F1 = 0.96
+MIN_FAQ_TOPIC_ACCURACY = 0.94
 
 
 def _load(path: Path) -> Any:
