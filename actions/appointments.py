@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from actions import resources
 from actions.menu import buttons_offered
-from bot.choices import parse_choice
+from bot.choices import is_bare_choice, parse_choice
 from bot.db.models import Station
 from bot.payloads import parse_payload
 from bot.services import appointments as booking
@@ -29,10 +30,13 @@ from bot.services import veterans
 from bot.timeparse import parse_when
 
 FORM_SLOTS = ("appointment_service", "appointment_station", "appointment_time", "appointment_options",
-              "appointment_time_problem", "appointment_confirmed", "booking_target", "cancel_confirmed")
+              "appointment_time_problem", "appointment_time_wanted", "appointment_confirmed", "booking_target",
+              "cancel_confirmed")
 MAX_SUGGESTIONS = 3
 AFFIRM_WORDS = ("确认", "是的", "是", "对", "好", "好的", "可以", "行", "没问题", "嗯", "确定")
 DENY_WORDS = ("不", "否", "算了", "不用", "不要", "取消", "不对", "先不")
+# At the summary: the user wants another time, not to drop the booking.
+CHANGE_TIME = re.compile(r"(改|换|调|变)(个|一下|一个)?(时间|日子|天|时段)|时间不对|(换|改)(到|成)")
 
 
 def now() -> dt.datetime:
@@ -94,9 +98,60 @@ async def _in_session(work):
 # --- the booking form ----------------------------------------------------------------
 
 
+def names_a_time(tracker: Tracker) -> bool:
+    """The latest message gives a date or time ("元旦那天上午", "1月5号上午"), not a pick."""
+    if any(e.get("entity") == "datetime" for e in (tracker.latest_message or {}).get("entities") or []):
+        return True
+    text = _text(tracker)
+    return not is_bare_choice(text) and parse_when(text, now()) is not None
+
+
+async def pending_time(tracker: Tracker, where) -> Dict[Text, Any]:
+    """A time said before the form could check it (before the station, or before
+    the booking to move was known), checked now that it can be."""
+    wanted = tracker.get_slot("appointment_time_wanted")
+    if not wanted or tracker.get_slot("appointment_time"):
+        return {}
+    return {**await check_time(wanted, tracker, where, from_message=False), "appointment_time_wanted": None}
+
+
 class ValidateAppointmentForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_appointment_form"
+
+    # The NLU may miss the service or the place inside a whole request ("我想约明天上午
+    # 去安亭办报到"); the data's names and aliases find them in the text.
+    async def extract_appointment_service(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                          domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("appointment_service") or _intent(tracker) != "book_appointment":
+            return {}
+        text = _text(tracker)
+        service = await _in_session(lambda session: booking.find_service(session, text))
+        return {"appointment_service": service.code} if service else {}
+
+    async def extract_appointment_station(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                          domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("appointment_station") or _intent(tracker) != "book_appointment":
+            return {}
+        text = _text(tracker)
+        found = await _in_session(lambda session: [s.name for s in network.find_by_place(session, text)])
+        return {"appointment_station": found[0]} if found else {}
+
+    def _where(self, tracker: Tracker):
+        return lambda session: (_station_id(session, tracker.get_slot("appointment_station")),
+                                tracker.get_slot("appointment_service"))
+
+    async def _ready(self, tracker: Tracker) -> bool:
+        """Service and station are both known and checked (codes, not words still to check)."""
+        station, service = tracker.get_slot("appointment_station"), tracker.get_slot("appointment_service")
+        if not station or not service:
+            return False
+
+        def work(session):
+            known = session.execute(select(Station.id).where(Station.code == station)).scalar()
+            return known is not None and booking.service_by_code(session, service) is not None
+
+        return await _in_session(work)
 
     async def validate_appointment_service(self, value: Any, dispatcher: CollectingDispatcher,
                                            tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -108,8 +163,13 @@ class ValidateAppointmentForm(FormValidationAction):
 
         code = await _in_session(work)
         if code is None:
+            if names_a_time(tracker):
+                return {"appointment_service": None}  # the time is kept (appointment_time_wanted)
             dispatcher.utter_message(text="抱歉，没有找到这项业务。")
             return {"appointment_service": None}
+        tracker.slots["appointment_service"] = code
+        if await self._ready(tracker):
+            return {"appointment_service": code, **await pending_time(tracker, self._where(tracker))}
         return {"appointment_service": code}
 
     async def validate_appointment_station(self, value: Any, dispatcher: CollectingDispatcher,
@@ -137,21 +197,45 @@ class ValidateAppointmentForm(FormValidationAction):
 
         code, problem = await _in_session(work)
         if code is None:
+            if problem is None and names_a_time(tracker):
+                # A time given at the station question is kept, not called a wrong place.
+                return {"appointment_station": None}
             dispatcher.utter_message(text=problem or "抱歉，没有找到这个服务站。")
             return {"appointment_station": None}
-        return {"appointment_station": code, "appointment_options": None, "appointment_time_problem": None}
+        result = {"appointment_station": code, "appointment_options": None, "appointment_time_problem": None}
+        tracker.slots.update(result)
+        if await self._ready(tracker):
+            result.update(await pending_time(tracker, self._where(tracker)))
+        return result
 
     async def validate_appointment_time(self, value: Any, dispatcher: CollectingDispatcher,
                                         tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return await check_time(value, tracker, lambda session: (
-            _station_id(session, tracker.get_slot("appointment_station")), tracker.get_slot("appointment_service")))
+        if not await self._ready(tracker):
+            # Said before the station (or the service) was known: keep it for then.
+            return {"appointment_time": None, "appointment_time_wanted": str(value)}
+        return await check_time(value, tracker, self._where(tracker))
 
     async def validate_appointment_confirmed(self, value: Any, dispatcher: CollectingDispatcher,
                                              tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        answer = yes_or_no(tracker)
-        if answer is None:
-            dispatcher.utter_message(text="请回复“1”确认预约，或回复“2”不预约。")
-        return {"appointment_confirmed": answer}
+        return await confirm_or_change_time(tracker, dispatcher, self._where(tracker),
+                                            "请回复“1”确认预约，或回复“2”不预约。")
+
+
+async def confirm_or_change_time(tracker: Tracker, dispatcher: CollectingDispatcher, where,
+                                 ask_again: str) -> Dict[Text, Any]:
+    """The answer at the summary: yes, no, or another time ("不对 我要下周二下午",
+    "时间不对，我要改时间"), which goes back to the time instead of dropping the booking."""
+    text = _text(tracker)
+    if names_a_time(tracker) and not is_bare_choice(text):
+        checked = await check_time(text, tracker, where, from_message=False)
+        return {**checked, "appointment_confirmed": None}
+    if CHANGE_TIME.search(text):
+        return {"appointment_time": None, "appointment_options": None, "appointment_time_problem": None,
+                "appointment_confirmed": None}
+    answer = yes_or_no(tracker)
+    if answer is None:
+        dispatcher.utter_message(text=ask_again)
+    return {"appointment_confirmed": answer}
 
 
 def _station_id(session, code: Optional[str]) -> int:
@@ -164,16 +248,21 @@ def _target(session, tracker: Tracker) -> booking.AppointmentView:
                         veteran_id=veterans.id_by_openid(session, tracker.sender_id))
 
 
-async def check_time(value: Any, tracker: Tracker, where) -> Dict[Text, Any]:
+async def check_time(value: Any, tracker: Tracker, where, from_message: bool = True) -> Dict[Text, Any]:
     """The appointment_time slot: a free slot's ISO start, or options and why.
 
-    ``where(session)`` gives the (station id, service code) the time is for."""
-    picked = chosen_entities(tracker).get("datetime")
-    options = tracker.get_slot("appointment_options") or []
-    choice = parse_choice(_text(tracker)) if options and not picked else None
-    if choice is not None and 1 <= choice <= len(options):
-        picked = options[choice - 1]
+    ``where(session)`` gives the (station id, service code) the time is for.
+    ``from_message``: the latest message may pick an offered time by number; a
+    message that reads as a date or time ("换成下周二下午3点") is a time, not a
+    pick. False when ``value`` was said earlier (a time kept for later)."""
     current = now()
+    options = tracker.get_slot("appointment_options") or []
+    picked = chosen_entities(tracker).get("datetime") if from_message else None
+    text = _text(tracker)
+    if from_message and options and not picked and (is_bare_choice(text) or parse_when(text, current) is None):
+        choice = parse_choice(text)
+        if choice is not None and 1 <= choice <= len(options):
+            picked = options[choice - 1]
 
     def work(session):
         station_id, service_code = where(session)
@@ -247,12 +336,17 @@ class ActionAskAppointmentStation(Action):
             district = next((s for s in offering if s.tier == "district"), None)
             if district is not None and district not in suggestions:
                 suggestions.append(district)
-            return lead, [(s.name, s.address) for s in suggestions[:MAX_SUGGESTIONS]], \
-                booking.service_name(session, service_code)
+            listed = [(s.name, s.address) for s in suggestions[:MAX_SUGGESTIONS]]
+            if not listed:
+                # Offered at the towns' stations only: list those to pick from by number.
+                listed = [(s.name, s.address) for s in offering if s.tier == "street"]
+            return lead, listed, booking.service_name(session, service_code)
 
         lead, suggestions, service_name = await _in_session(work)
+        # 办理退役报到, 办理优待证 (not 办理优待证办理)
+        doing = "办理" + (service_name[: -len("办理")] if service_name.endswith("办理") else service_name)
         text = (lead + "\n" if lead else "") + (
-            f"请问您想到哪个服务站办理{service_name}？可以回复数字，也可以直接输入街道（镇）或社区名称：")
+            f"请问您想到哪个服务站{doing}？可以回复数字，也可以直接输入街道（镇）或社区名称：")
         buttons = [{"title": f"{name}（{address}）", "payload": f'/inform{{"station": "{name}"}}'}
                    for name, address in suggestions]
         dispatcher.utter_message(text=text, buttons=buttons)
@@ -353,7 +447,12 @@ class ActionResetBooking(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        dispatcher.utter_message(response="utter_booking_stopped")
+        stopped = next((e.get("name") for e in reversed(tracker.events)
+                        if e.get("event") == "active_loop" and e.get("name")), None)
+        if stopped in ("reschedule_form", "cancel_form"):
+            dispatcher.utter_message(response="utter_cancel_not_confirmed")  # 好的，预约保持不变。
+        else:
+            dispatcher.utter_message(response="utter_booking_stopped")
         return reset_events()
 
 
@@ -385,7 +484,20 @@ class ActionQueryAppointment(Action):
 
 
 class _TargetValidation:
-    """booking_target: which of the user's bookings (by number or booking code)."""
+    """booking_target: which of the user's bookings (by number or booking code);
+    with only one booking, that one."""
+
+    async def extract_booking_target(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("booking_target"):
+            return {}
+        openid = tracker.sender_id
+
+        def work(session):
+            return booking.upcoming(session, openid, now(), veteran_id=veterans.id_by_openid(session, openid))
+
+        views = await _in_session(work)
+        return {"booking_target": views[0].code} if len(views) == 1 else {}
 
     async def validate_booking_target(self, value: Any, dispatcher: CollectingDispatcher,
                                       tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -397,9 +509,15 @@ class _TargetValidation:
 
         view = await _in_session(work) if code else None
         if view is None:
+            if names_a_time(tracker):
+                return {"booking_target": None}  # the new time is kept until the booking is chosen
             dispatcher.utter_message(text="没有找到这个预约，请回复列表中的数字。")
             return {"booking_target": None}
-        return {"booking_target": view.code}
+        result = {"booking_target": view.code}
+        tracker.slots.update(result)
+        if "appointment_time" in self.domain_slots(domain):
+            result.update(await pending_time(tracker, _target_where(tracker)))
+        return result
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
@@ -432,18 +550,22 @@ class ValidateRescheduleForm(_TargetValidation, FormValidationAction):
 
     async def validate_appointment_time(self, value: Any, dispatcher: CollectingDispatcher,
                                         tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        def where(session):
-            view = _target(session, tracker)
-            return view.station_id, view.service_code
-
-        return await check_time(value, tracker, where)
+        if not tracker.get_slot("booking_target"):
+            return {"appointment_time": None, "appointment_time_wanted": str(value)}
+        return await check_time(value, tracker, _target_where(tracker))
 
     async def validate_appointment_confirmed(self, value: Any, dispatcher: CollectingDispatcher,
                                              tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        answer = yes_or_no(tracker)
-        if answer is None:
-            dispatcher.utter_message(text="请回复“1”确认改约，或回复“2”保留原预约。")
-        return {"appointment_confirmed": answer}
+        return await confirm_or_change_time(tracker, dispatcher, _target_where(tracker),
+                                            "请回复“1”确认改约，或回复“2”保留原预约。")
+
+
+def _target_where(tracker: Tracker):
+    def where(session):
+        view = _target(session, tracker)
+        return view.station_id, view.service_code
+
+    return where
 
 
 class ActionAskBookingTarget(Action):

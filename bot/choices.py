@@ -46,3 +46,15 @@ def parse_choice(text: str) -> Optional[int]:
     if len(numerals) == 1:
         return chinese_to_int(numerals[0])
     return None
+
+
+_BARE_CHOICE = re.compile(
+    r"(就|那就|那|我)?(要|选|选择|挑)?第?(\d+|[零〇一壹幺二两贰三叁四肆五伍六陆七柒八捌九玖十拾]+)"
+    r"(个|项|条|种|个吧|吧)?(选项)?")
+
+
+def is_bare_choice(text: str) -> bool:
+    """True when the text is only a number pick ("1", "第二个", "选2", "就3吧"),
+    not a sentence that happens to hold a number ("换成下周二下午3点")."""
+    cleaned = re.sub(r"[\s，。,.!！?？~～、]+", "", normalize(text))
+    return bool(_BARE_CHOICE.fullmatch(cleaned))
