@@ -29,10 +29,18 @@ _NO_EXAMPLES = re.compile(r"The intent '(?P<name>\w+)' is listed in the domain f
 _FAQ_SPLIT_ACROSS_FILES = "duplicated intents have been found across multiple domain files: faq"
 
 
-def responses_uttered_by_actions(actions_dir: Path = PROJECT_ROOT / "actions") -> Set[str]:
+def responses_uttered_by_actions(actions_dir: Path = PROJECT_ROOT / "actions",
+                                 domain_dir: Path = PROJECT_ROOT / "domain") -> Set[str]:
     names: Set[str] = set()
     for path in actions_dir.rglob("*.py"):
         names.update(re.findall(r"""response\s*=\s*["'](utter_[\w/]+)["']""", path.read_text(encoding="utf-8")))
+    # actions/policy.py utters every policy answer by its topic (response=f"utter_{topic}"),
+    # in place of Rasa's retrieval action utter_faq.
+    import yaml
+
+    names.add("utter_faq")
+    for path in (domain_dir / "faq").glob("*.yml"):
+        names.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
     return names
 
 
