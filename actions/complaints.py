@@ -82,7 +82,10 @@ def said(tracker: Tracker) -> str:
 
 
 def _quote(text: str) -> str:
+    """The user's words as the bot repeats them: one line, shortened, insults left out."""
     text = (text or "").replace("\n", " ")
+    for word in _rules().abusive_words:
+        text = re.sub(re.escape(word), "×" * len(word), text, flags=re.IGNORECASE)
     return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "……"
 
 
@@ -353,6 +356,10 @@ class ActionAskComplaintDetails(Action):
                 text="请您说一说具体情况：什么时间、什么事、涉及哪个单位或人员，以及您希望怎样解决。\n"
                      "可以分几条发送，说完后请回复“说完了”。有照片等材料也可以直接发送。\n"
                      "请不要发送身份证号、银行卡号。")
+        elif description == said(tracker).strip() and register.is_abusive(description, _rules()):
+            # Taken calmly, and never quoted back.
+            dispatcher.utter_message(text="您反映的情况已记下，我们会认真对待。\n"
+                                          "还有要补充的吗？请接着说；说完了请回复“说完了”。")
         elif description == said(tracker).strip():  # all of it came in this message
             dispatcher.utter_message(text=f"您说的情况已记下：“{_quote(description)}”\n"
                                           "还有要补充的吗？请接着说；说完了请回复“说完了”。")

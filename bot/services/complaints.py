@@ -138,6 +138,8 @@ class ComplaintRules:
     deadlines: Mapping[str, Deadline]  # every open state
     categories: Tuple[Category, ...]
     urgent_keywords: Tuple[str, ...]
+    # Insults: taken calmly, never quoted back to the user (the case is still taken).
+    abusive_words: Tuple[str, ...] = ()
 
     @property
     def category_names(self) -> Tuple[str, ...]:
@@ -158,7 +160,7 @@ def parse_rules(data: object, source: str = "complaints file") -> ComplaintRules
     if not isinstance(data, Mapping):
         raise ComplaintDataError(source, ["the file must contain deadlines:, categories: and urgent_keywords:"])
     for key in data:
-        if key not in ("deadlines", "categories", "urgent_keywords"):
+        if key not in ("deadlines", "categories", "urgent_keywords", "abusive_words"):
             problems.append(f"{key}: unknown section (misspelt?)")
 
     deadlines: Dict[str, Deadline] = {}
@@ -226,9 +228,10 @@ def parse_rules(data: object, source: str = "complaints file") -> ComplaintRules
     urgent = _keywords(data.get("urgent_keywords"), "urgent_keywords", problems)
     if not urgent:
         problems.append("urgent_keywords: must list at least one word")
+    abusive = _keywords(data.get("abusive_words"), "abusive_words", problems)
     if problems:
         raise ComplaintDataError(source, problems)
-    return ComplaintRules(deadlines, tuple(categories), urgent)
+    return ComplaintRules(deadlines, tuple(categories), urgent, abusive)
 
 
 def load_rules(path: Union[str, Path] = RULES_FILE) -> ComplaintRules:
@@ -333,6 +336,13 @@ def is_urgent(text: str, rules: Optional[ComplaintRules] = None) -> bool:
     rules = rules or default_rules()
     plain = _for_matching(text or "")
     return any(word in plain for word in rules.urgent_keywords)
+
+
+def is_abusive(text: str, rules: Optional[ComplaintRules] = None) -> bool:
+    """Whether ``text`` holds an insult (abusive_words): not to be quoted back."""
+    rules = rules or default_rules()
+    plain = _for_matching(text or "")
+    return any(word in plain for word in rules.abusive_words)
 
 
 # --------------------------------------------------------------------------------------
