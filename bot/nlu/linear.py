@@ -101,8 +101,10 @@ class Featurizer:
             # Sorted, so the column order does not depend on dict or hash order.
             terms = sorted(frequency)
             self.vocabulary[block] = {term: index for index, term in enumerate(terms)}
-            df = np.array([frequency[term] for term in terms], dtype=np.float64)
-            self.idf[block] = np.log((1.0 + n) / (1.0 + df)) + 1.0
+            # math.log (one scalar libm call), not NumPy's vectorised log, whose SIMD
+            # kernel is chosen by the CPU.
+            self.idf[block] = np.array([math.log((1.0 + n) / (1.0 + frequency[term])) + 1.0 for term in terms],
+                                       dtype=np.float64)
         return self.transform(documents)
 
     def transform(self, documents: Sequence[Dict[str, Counter]]) -> csr_matrix:
