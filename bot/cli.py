@@ -9,6 +9,7 @@
     vetbot db upgrade migrate the veteran database to the latest schema
     vetbot load-stations  (re)load the service network from data/stations.yml
     vetbot load-services  (re)load bookable services and closures (data/services.yml, closures.yml)
+    vetbot calendar-check check data/holidays.yml; warn when the holiday data ends within 60 days
     vetbot seed --veterans N      demo veterans (default 5,000)
     vetbot import-roster FILE     the bureau's roster (.xlsx / .csv, Chinese headers)
 """
@@ -123,6 +124,32 @@ def cmd_load_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendar_check(args: argparse.Namespace) -> int:
+    """Exit 1 only for a malformed holidays file; the coming end of the data is a warning."""
+    import datetime as dt
+
+    from bot.services.stations import SHANGHAI, HolidayDataError, calendar_coverage, load_holidays
+    from bot.settings import holidays_file
+
+    path = args.file or holidays_file()
+    try:
+        calendar = load_holidays(path)
+    except HolidayDataError as error:
+        print(f"节假日数据有误（{path}）：\n" + "\n".join(f"- {p}" for p in error.problems), file=sys.stderr)
+        print(f"The holidays file {path} is wrong; fix the problems above.", file=sys.stderr)
+        return 1
+    today = args.today or dt.datetime.now(SHANGHAI).date()
+    coverage = calendar_coverage(today, calendar, within_days=args.days)
+    if coverage.ok:
+        last = coverage.last_day
+        print(f"节假日数据覆盖至{last.year}年{last.month}月{last.day}日（还有{coverage.days_left}天）。")
+        print(f"The holiday data covers up to {last.isoformat()} ({coverage.days_left} days from now).")
+    else:
+        print(coverage.warning_zh)
+        print(coverage.warning_en)
+    return 0
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     import time
 
@@ -165,6 +192,15 @@ def cmd_import_roster(args: argparse.Namespace) -> int:
     return 0 if result.rejected == 0 else 2
 
 
+def _iso_date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-07") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vetbot", description="荣军助手 (vetbot)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     services = sub.add_parser("load-services", help="(re)load bookable services and closures")
     services.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
     services.set_defaults(func=cmd_load_services)
+
+    calendar = sub.add_parser("calendar-check",
+                              help="check the holidays file; warn when the holiday data ends within 60 days")
+    calendar.add_argument("--file", default=None, help="default: VETBOT_HOLIDAYS_FILE or data/holidays.yml")
+    calendar.add_argument("--today", type=_iso_date, default=None, help="YYYY-MM-DD (default: today in Beijing)")
+    calendar.add_argument("--days", type=int, default=60, help="warn this many days ahead (default 60)")
+    calendar.set_defaults(func=cmd_calendar_check)
 
     seed = sub.add_parser("seed", help="demo veterans with realistic records")
     seed.add_argument("--veterans", type=int, default=5000, help="how many (default 5000)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from typing import Optional
 
 from sqlalchemy import func, select
@@ -21,10 +22,17 @@ log = logging.getLogger(__name__)
 
 def prepare(settings: Settings, demo_veterans: Optional[int] = None) -> None:
     """Migrate to the latest schema and load the data files (stations, services,
-    closures); seed demo veterans when asked and the roster is empty."""
+    closures); check the holidays file (read by every process as it changes, so it is
+    not loaded into the database) and warn when the holiday data ends soon; seed demo
+    veterans when asked and the roster is empty."""
     from bot.services.appointments import load_services
-    from bot.services.stations import load_stations
+    from bot.services.stations import SHANGHAI, calendar_coverage, load_holidays, load_stations
 
+    calendar = load_holidays(settings.holidays_file)  # HolidayDataError lists every problem
+    coverage = calendar_coverage(dt.datetime.now(SHANGHAI).date(), calendar)
+    if not coverage.ok:
+        log.warning(coverage.warning_en)
+        print(coverage.warning_zh, file=sys.stderr, flush=True)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:

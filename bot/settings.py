@@ -22,6 +22,16 @@ def _env(environ: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
+def holidays_file(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The holiday schedule staff edit (VETBOT_HOLIDAYS_FILE, default data/holidays.yml).
+
+    A function of its own because ``bot.services.stations.day_status`` reads it
+    in every process without building the whole Settings (which may create the demo key).
+    """
+    env = os.environ if environ is None else environ
+    return Path(_env(env, "VETBOT_HOLIDAYS_FILE", str(PROJECT_ROOT / "data" / "holidays.yml")))
+
+
 def _demo_secret(var_dir: Path) -> str:
     """The key for a demo machine: random, made once, kept in var/ (never in the repo).
 
@@ -76,6 +86,11 @@ class Settings:
     services_file: Path
     closures_file: Path
     demo_veterans: int
+    # Statutory holidays and 调休 for years chinesecalendar does not know yet, and open_days.
+    holidays_file: Path = PROJECT_ROOT / "data" / "holidays.yml"
+    # While a user waits for staff, what they write is acknowledged at most once in this
+    # many minutes ("已收到 …", bot.gateway.handoff).
+    handoff_ack_minutes: float = 10.0
 
     @property
     def mock_wechat(self) -> bool:
@@ -135,4 +150,7 @@ class Settings:
             # Bookable services and one-off closures (`vetbot load-services` reloads them).
             services_file=Path(_env(env, "VETBOT_SERVICES_FILE", str(PROJECT_ROOT / "data" / "services.yml"))),
             closures_file=Path(_env(env, "VETBOT_CLOSURES_FILE", str(PROJECT_ROOT / "data" / "closures.yml"))),
+            # Holidays for years chinesecalendar does not know (`vetbot calendar-check` checks it).
+            holidays_file=holidays_file(env),
+            handoff_ack_minutes=float(_env(env, "VETBOT_HANDOFF_ACK_MINUTES", "10")),
         )

@@ -27,6 +27,10 @@ Everything is Beijing time. The rules for what people leave unsaid:
   11th–20th, 下个月 the whole of next month. A range that has begun starts
   today; a bare 月初/月中 already over means next month's.
 * 3天后 is three days from today; 明早 and 今晚 say a part of the day too.
+* The holidays on a fixed date are their first day, the next one to come (today
+  included): 元旦 1 January, 劳动节/五一 1 May, 国庆/国庆节 1 October. The lunar
+  ones (春节, 端午, 中秋) move every year and are not understood; 十一 is not
+  National Day here, since 十一点 and 十一月 are far more common.
 * Past days (昨天, 上周三, 上个月) are not understood: nobody books the past.
 * When a message names more than one day or time, the first one counts.
 
@@ -148,6 +152,21 @@ _MONTH_SPAN = re.compile(
     r"|(?<![个每])月(?P<bare_tail>底|末|初|中旬|中)"
 )
 
+# 元旦, 五一, 国庆: the first day of the holiday. 五一 only standing alone (not in 十五一,
+# 五一点, 五一号 …).
+_FIXED_HOLIDAY = re.compile(
+    rf"元旦节?|(?:五一\s*)?(?:国际)?劳动节|{_NOT_AFTER_NUMBER}五一(?:节)?(?![0-9{_CN}点时号日月分])|国庆节?"
+)
+
+
+def _fixed_holiday(said: str) -> tuple[int, int]:
+    """(month, day) of 元旦, 劳动节/五一 or 国庆."""
+    if "元旦" in said:
+        return 1, 1
+    if "国庆" in said:
+        return 10, 1
+    return 5, 1
+
 _FULL_DATE = re.compile(
     rf"(?:(?P<year>[0-9]{{4}}|[零〇一二三四五六七八九]{{4}})\s*年\s*|(?P<said_year>今年|明年)\s*)?"
     rf"{_NOT_AFTER_NUMBER}(?P<month>{_NUM})\s*月\s*(?P<day>{_NUM})(?![0-9])\s*(?:号|日)?"
@@ -209,6 +228,9 @@ def _days(text: str, today: dt.date) -> list[_Day]:
             add(m, resolved[:2], today_if_later=resolved[2])
     for m in _MONTH_SPAN.finditer(text):
         add(m, _month_span(m, today))
+    for m in _FIXED_HOLIDAY.finditer(text):
+        month, day = _fixed_holiday(m.group())
+        add(m, _single(_calendar_date(None, month, day, today)))
     for m in _FULL_DATE.finditer(text):
         if m["year"]:
             year: Optional[int] = _year_number(m["year"])

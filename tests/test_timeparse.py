@@ -248,3 +248,54 @@ def test_describe_when_names_the_part_from_the_clock_when_none_was_said():
     saturday = dt.date(2026, 12, 5)
     request = WhenRequest(day=saturday, latest_day=saturday, start=dt.time(15, 0), part=None, matched="")
     assert describe_when(request) == "12月5日（周六）下午3:00"
+
+
+# --- holidays on a fixed date: 元旦, 劳动节/五一, 国庆 (the next one, today included) ---------
+
+NEW_YEARS_DAY = dt.datetime(2027, 1, 1, 8, 0)  # 周五
+NATIONAL_DAY_2026 = dt.datetime(2026, 10, 2, 9, 0)  # the day after 国庆节 began
+
+
+@pytest.mark.parametrize("now, text, day, start, part, matched", [
+    (LATE_DECEMBER, "元旦", "2027-01-01", None, None, "元旦"),
+    (LATE_DECEMBER, "元旦那天上午", "2027-01-01", None, "上午", "元旦那天上午"),
+    (LATE_DECEMBER, "我想元旦那天上午去办优待证", "2027-01-01", None, "上午", "元旦那天上午"),
+    (LATE_DECEMBER, "元旦上午九点", "2027-01-01", "09:00", "上午", "元旦上午九点"),
+    (LATE_DECEMBER, "元旦节下午", "2027-01-01", None, "下午", "元旦节下午"),
+    (SUNDAY, "元旦", "2027-01-01", None, None, "元旦"),
+    (NEW_YEARS_DAY, "元旦", "2027-01-01", None, None, "元旦"),  # today is the next one
+    (SUNDAY, "劳动节", "2027-05-01", None, None, "劳动节"),
+    (SUNDAY, "五一", "2027-05-01", None, None, "五一"),
+    (SUNDAY, "五一劳动节上午", "2027-05-01", None, "上午", "五一劳动节上午"),
+    (SUNDAY, "国际劳动节", "2027-05-01", None, None, "国际劳动节"),
+    (SUNDAY, "五一那天下午三点", "2027-05-01", "15:00", "下午", "五一那天下午三点"),
+    (dt.datetime(2026, 4, 20, 9, 0), "五一", "2026-05-01", None, None, "五一"),
+    (SUNDAY, "国庆", "2027-10-01", None, None, "国庆"),
+    (SUNDAY, "国庆节", "2027-10-01", None, None, "国庆节"),
+    (dt.datetime(2026, 9, 20, 9, 0), "国庆节上午", "2026-10-01", None, "上午", "国庆节上午"),
+    (NATIONAL_DAY_2026, "国庆", "2027-10-01", None, None, "国庆"),  # this year's has begun: next year's
+])
+def test_holidays_on_a_fixed_date(now, text, day, start, part, matched):
+    request = parse_when(text, now)
+    assert request is not None
+    assert (request.day, request.latest_day, request.start, request.part, request.matched) == (
+        _date(day), _date(day), _time(start), part, matched)
+
+
+@pytest.mark.parametrize("text, day, start", [
+    ("十一点", None, "11:00"),  # 十一 is not National Day here
+    ("上午十一点", None, "11:00"),
+    ("十一月", None, None),
+    ("十一月三十号", "2026-11-30", None),
+    ("十一号", "2026-12-11", None),
+    ("十五号", "2026-12-15", None),
+    ("二十五号下午", "2026-11-25", None),
+    ("五一点", None, None),
+    ("十五一", None, None),
+])
+def test_eleven_and_five_one_elsewhere_are_not_holidays(text, day, start):
+    request = parse_when(text, SUNDAY)
+    if day is None and start is None:
+        assert request is None
+        return
+    assert request is not None and request.day == _date(day) and request.start == _time(start)

@@ -6,8 +6,11 @@ that staff edit (data/services.yml), as are one-off station closures
 
 The schedule is computed, not stored: a station's slots on a day follow from its
 opening hours that day (``stations.hours_on``: statutory holidays, 调休 make-up
-days and closures) and the service's slot length. A ``Slot`` row is written only
-when a slot is first booked, and from then on it counts the seats taken.
+days and closures) and the service's slot length; a day whose holiday schedule is
+not known yet (a year neither chinesecalendar nor data/holidays.yml has, and not
+in its open_days) has none, since it might be 春节 (``booking_hours``). A ``Slot``
+row is written only when a slot is first booked, and from then on it counts the
+seats taken.
 
 No overbooking, whatever the races: ``book`` raises ``slots.booked`` by one with a
 single guarded UPDATE (``WHERE booked < capacity``) that the database applies
@@ -56,13 +59,16 @@ from bot.services.identity import register_personal_data_eraser
 from bot.text import normalize
 from bot.services.stations import (
     SHANGHAI,
+    WEEKDAY_NAMES,
     Period,
     closure_on,
     day_status,
     format_day,
     format_periods,
+    holiday_calendar,
     hours_on,
     local_time,
+    schedule_known,
 )
 
 log = logging.getLogger(__name__)
@@ -600,11 +606,20 @@ def _offer(session: Session, station_id: int, service_code: str) -> _Offer:
     return _Offer(station, service, capacity)
 
 
+def booking_hours(station: Station, day: dt.date) -> List[Period]:
+    """The hours that can be booked on a day: the station's hours (``hours_on``), but
+    none on a day whose holiday schedule is unknown (it might be a holiday), unless
+    staff opened it in data/holidays.yml's open_days."""
+    if not schedule_known(day):
+        return []
+    return hours_on(station, day)
+
+
 def _grid(offer: _Offer, day: dt.date) -> List[dt.datetime]:
     """The slot starts of a day: from each opening, whole slots only."""
     starts = []
     length = offer.length
-    for opens, closes in hours_on(offer.station, day):
+    for opens, closes in booking_hours(offer.station, day):
         moment, end = _at(day, opens), _at(day, closes)
         while moment + length <= end:
             starts.append(moment)
@@ -658,7 +673,8 @@ def free_slots(session: Session, station_id: int, service_code: str, first_day: 
     """The slots with a free seat between two days (inclusive), earliest first.
 
     Follows the station's hours on each day (holidays, 调休, closures); leaves out
-    what has begun or begins within the lead time, and days beyond the horizon.
+    what has begun or begins within the lead time, days beyond the horizon and
+    days whose holiday schedule is not known yet.
     Empty when the station does not offer the service. Raises LookupError for an
     unknown station or service.
     """
@@ -673,7 +689,7 @@ NOT_OFFERED = "not_offered"
 PAST = "past"
 TOO_SOON = "too_soon"  # inside the minimum lead time
 TOO_FAR = "too_far"  # beyond the booking horizon
-CLOSED_DAY = "closed_day"  # holiday, weekly day off or one-off closure
+CLOSED_DAY = "closed_day"  # holiday, weekly day off, one-off closure, or holiday schedule unknown
 OUTSIDE_HOURS = "outside_hours"
 NOT_SLOT_START = "not_slot_start"  # within the hours but between slot starts (9:10 for 9:00—9:30)
 FULL = "full"
@@ -688,7 +704,7 @@ class Availability:
     start: dt.datetime  # as asked, Beijing time
     station_name: str
     service_name: str
-    closed_because: Optional[str] = None  # CLOSED_DAY: "holiday", "closure" or "weekly"
+    closed_because: Optional[str] = None  # CLOSED_DAY: "holiday", "closure", "weekly" or "unknown"
     holiday: Optional[str] = None  # the holiday's Chinese name (国庆节)
     closure: Optional[str] = None  # the closure's reason (站点装修)
     periods: Tuple[Period, ...] = ()  # the station's hours that day
@@ -716,12 +732,14 @@ def _check(session: Session, offer: _Offer, start: dt.datetime, now: dt.datetime
         return Availability(TOO_SOON, **base)
     if day > horizon:
         return Availability(TOO_FAR, **base)
-    periods = tuple(hours_on(offer.station, day))
+    periods = tuple(booking_hours(offer.station, day))
     if not periods:
         closure = closure_on(offer.station, day)
         status = day_status(day)
         if closure is not None:
             return Availability(CLOSED_DAY, closed_because="closure", closure=closure, **base)
+        if status.kind == "unknown":
+            return Availability(CLOSED_DAY, closed_because="unknown", **base)
         if status.kind == "holiday":
             return Availability(CLOSED_DAY, closed_because="holiday", holiday=status.holiday, **base)
         return Availability(CLOSED_DAY, closed_because="weekly", **base)
@@ -765,6 +783,8 @@ def explain(availability: Availability) -> str:
     if a.reason == TOO_FAR:
         return f"目前只能预约到{format_day(a.last_day)}，{when}还不能预约。"
     if a.reason == CLOSED_DAY:
+        if a.closed_because == "unknown":
+            return unknown_schedule(a.start.date())
         if a.closed_because == "closure":
             return f"{when}{a.station_name}因{a.closure}暂停办公。"
         if a.closed_because == "holiday":
@@ -860,6 +880,19 @@ class RequestCheck:
     availability: Optional[Availability] = None  # for an exact time that cannot be had
 
 
+def full_date(day: dt.date) -> str:
+    """``2027年1月1日``: with the year, where the year is the point."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def unknown_schedule(first: dt.date, last: Optional[dt.date] = None) -> str:
+    """Why a day (or days) whose holiday schedule is not published cannot be booked."""
+    if last is None or last == first:
+        return f"{full_date(first)}的节假日安排尚未公布，暂不能预约这一天。"
+    until = f"{last.month}月{last.day}日" if last.year == first.year else full_date(last)
+    return f"{full_date(first)}至{until}的节假日安排尚未公布，暂不能预约这几天。"
+
+
 def _span(first: dt.date, last: dt.date, part: Optional[str]) -> str:
     days = format_day(first) if first == last else f"{format_day(first)}至{format_day(last)}"
     return days + (part or "")
@@ -876,11 +909,13 @@ def _range_problem(offer: _Offer, first: dt.date, last: dt.date, part: Optional[
     if first > horizon:
         return f"目前只能预约到{format_day(horizon)}，{_span(first, last, None)}还不能预约。"
     if first == last:
-        periods = hours_on(offer.station, first)
+        periods = booking_hours(offer.station, first)
         if not periods:
             closure, status = closure_on(offer.station, first), day_status(first)
             if closure is not None:
                 return f"{format_day(first)}{offer.station.name}因{closure}暂停办公。"
+            if status.kind == "unknown":
+                return unknown_schedule(first)
             if status.kind == "holiday":
                 return f"{format_day(first)}是{status.holiday}假期，{offer.station.name}不办公。"
             return f"{format_day(first)}{offer.station.name}不办公。"
@@ -891,6 +926,13 @@ def _range_problem(offer: _Offer, first: dt.date, last: dt.date, part: Optional[
         if first == today:
             return f"今天{part or ''}已经没有可以预约的时段了。"
         return f"{_span(first, last, part)}的时段已约满。"
+    asked = [first + dt.timedelta(days=n) for n in range((min(last, horizon) - first).days + 1)]
+    unknown = [day for day in asked if day >= today and not schedule_known(day)]
+    if unknown and len(unknown) == len([day for day in asked if day >= today]):
+        return unknown_schedule(unknown[0], unknown[-1])
+    if unknown:
+        return (f"{_span(first, last, part)}没有可以预约的时段；{full_date(unknown[0])}起的节假日安排尚未公布，"
+                f"暂不能预约。")
     return f"{_span(first, last, part)}没有可以预约的时段。"
 
 
@@ -1361,7 +1403,7 @@ class DaySchedule:
     station_name: str
     day: dt.date
     periods: Tuple[Period, ...]  # the hours that day; empty when closed
-    closed_because: Optional[str]  # "closure", "holiday" or "weekly" when closed
+    closed_because: Optional[str]  # "closure", "holiday", "weekly" or "unknown" (not bookable) when closed
     holiday: Optional[str]
     closure: Optional[str]
     makeup: bool  # a 调休 make-up working day
@@ -1376,6 +1418,10 @@ class DaySchedule:
             return f"{format_day(self.day)}是{self.holiday}假期，{self.station_name}不办公。"
         if self.closed_because == "weekly":
             return f"{format_day(self.day)}{self.station_name}不办公。"
+        if self.closed_because == "unknown":
+            return (f"{full_date(self.day)}（{WEEKDAY_NAMES[self.day.weekday()]}）的节假日安排尚未公布，暂不开放预约。"
+                    f"国务院办公厅通知发布后，请在 {holiday_calendar().source} 中填写当年的放假和调休安排；"
+                    f"确定当天照常办公的，可以先把这一天列入其中的 open_days。")
         return ""
 
     @property
@@ -1418,12 +1464,13 @@ def day_schedule(session: Session, station_id: int, day: dt.date) -> DaySchedule
     if station is None:
         raise LookupError(f"no station with id {station_id}")
     first, last = _day_bounds(day)
-    periods = tuple(hours_on(station, day))
+    periods = tuple(booking_hours(station, day))
     status = day_status(day)
     closure = closure_on(station, day)
     closed_because = None
     if not periods:
-        closed_because = "closure" if closure is not None else "holiday" if status.kind == "holiday" else "weekly"
+        closed_because = ("closure" if closure is not None else "unknown" if status.kind == "unknown"
+                          else "holiday" if status.kind == "holiday" else "weekly")
 
     offers = {s.id: _offer(session, station_id, s.code) for s in offered_services(session, station_id)}
     slot_rows = session.execute(

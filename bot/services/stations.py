@@ -6,7 +6,8 @@ ways a user tells us where they are: by naming a place in free text
 (``find_by_place``), by sharing a WeChat location (``nearest``), or through
 the household on the roster (``for_community``). Opening hours follow the
 weekly timetable except on statutory holidays (all closed) and 调休 make-up
-working days (open as on a weekday), both taken from ``chinese_calendar``.
+working days (open as on a weekday), both taken from ``chinese_calendar`` and,
+for the years it does not know yet, from data/holidays.yml (``day_status``).
 All times are Beijing time (Asia/Shanghai).
 """
 
@@ -15,10 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -27,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import STATION_TIERS, OpeningHours, Station
+from bot.settings import PROJECT_ROOT, holidays_file
 from bot.text import normalize
 
 log = logging.getLogger(__name__)
@@ -513,17 +518,293 @@ HOLIDAY_NAMES = {
 class DayStatus:
     """What kind of day a date is for the stations."""
 
-    kind: str  # "normal", "holiday" (法定节假日) or "makeup" (调休上班)
+    # "normal", "holiday" (法定节假日), "makeup" (调休上班), or "unknown": a year whose
+    # holiday schedule neither chinesecalendar nor data/holidays.yml has (the weekly
+    # hours apply, but the day cannot be booked: bot.services.appointments).
+    kind: str
     holiday: Optional[str] = None  # the holiday's Chinese name, for holiday and makeup days
 
 
-def day_status(day: dt.date) -> DayStatus:
+# --------------------------------------------------------------------------------------
+# data/holidays.yml: the years chinesecalendar does not know yet, and open_days
+# --------------------------------------------------------------------------------------
+
+HOLIDAY_FIELDS = ("name", "date", "from", "to", "makeup")
+MAX_HOLIDAY_DAYS = 31  # 放假 lasts days, not weeks: a longer range is a mistyped date
+MAX_HOLIDAY_NAME = 20
+CALENDAR_WARNING_DAYS = 60  # warn when the holiday data ends within this many days
+
+
+class HolidayDataError(ValueError):
+    """The holidays file is wrong; ``problems`` lists every mistake found, one per line."""
+
+    def __init__(self, source: str, problems: Sequence[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class HolidayCalendar:
+    """data/holidays.yml, validated: for each year entered (the year of the State
+    Council's notice), the dates it names (放假 → holiday, 上班 → makeup); and the
+    open_days staff open although their year's schedule is unknown."""
+
+    years: Mapping[int, Mapping[dt.date, DayStatus]] = field(default_factory=dict)
+    open_days: FrozenSet[dt.date] = frozenset()
+    source: str = "holidays file"
+
+    @property
+    def last_year(self) -> Optional[int]:
+        return max(self.years, default=None)
+
+
+@lru_cache(maxsize=None)
+def chinese_calendar_years() -> Tuple[int, int]:
+    """The first and last year chinesecalendar has the State Council's schedule for."""
+    known = chinese_calendar.holidays
+    return min(known).year, max(known).year
+
+
+def _calendar_knows(year: int) -> bool:
+    first, last = chinese_calendar_years()
+    return first <= year <= last
+
+
+def _holiday_date(value: object) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date like 2027-01-01")
+
+
+def _in_notice_year(day: dt.date, year: int) -> bool:
+    """A year's notice names days of that year, and maybe the last days of December
+    before it (元旦 from 30 December)."""
+    return day.year == year or (day.year == year - 1 and day.month == 12)
+
+
+def read_holidays(data: object, source: str = "holidays file") -> HolidayCalendar:
+    """Validate the parsed holidays file; raises HolidayDataError listing every problem."""
+    problems: List[str] = []
+    if data is None:
+        return HolidayCalendar(source=source)
+    if not isinstance(data, Mapping):
+        raise HolidayDataError(source, ["the file must contain years: (by year, the holidays) and open_days:"])
+    for key in data:
+        if key not in ("years", "open_days"):
+            problems.append(f"{key}: unknown section (misspelt? the sections are years: and open_days:)")
+
+    raw_years = data.get("years") or {}
+    if not isinstance(raw_years, Mapping):
+        problems.append("years: must map a year (2027:) to the list of its holidays")
+        raw_years = {}
+    years: Dict[int, Dict[dt.date, DayStatus]] = {}
+    for year, holidays in raw_years.items():
+        if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2100:
+            problems.append(f"years: {year!r} is not a year like 2027")
+            continue
+        if not isinstance(holidays, list) or not holidays:
+            problems.append(f"{year}: list the holidays of the State Council's notice for {year} "
+                            f"(name, from/to, makeup)")
+            continue
+        named: Dict[dt.date, DayStatus] = {}
+        where: Dict[dt.date, str] = {}
+        for position, raw in enumerate(holidays, start=1):
+            label = f"{year} holiday #{position}"
+            if not isinstance(raw, Mapping):
+                problems.append(f"{label}: must be a mapping of fields (name, from, to, makeup)")
+                continue
+            label = f"{label} ({raw.get('name')})"
+            before = len(problems)
+
+            def bad(field_name: str, message: str) -> None:
+                problems.append(f"{label}: {field_name}: {message}")
+
+            for key in raw:
+                if key not in HOLIDAY_FIELDS:
+                    bad(str(key), "unknown field (misspelt?)")
+            name = raw.get("name")
+            if not isinstance(name, str) or not name.strip():
+                bad("name", "missing (it is shown to users, e.g. 春节)")
+                name = None
+            elif len(name.strip()) > MAX_HOLIDAY_NAME:
+                bad("name", f"longer than {MAX_HOLIDAY_NAME} characters")
+            else:
+                name = name.strip()
+            days: List[dt.date] = []
+            try:
+                if raw.get("date") is not None:
+                    if raw.get("from") is not None or raw.get("to") is not None:
+                        raise ValueError("give either date: or from: and to:, not both")
+                    days = [_holiday_date(raw["date"])]
+                elif raw.get("from") is not None and raw.get("to") is not None:
+                    first, last = _holiday_date(raw["from"]), _holiday_date(raw["to"])
+                    if last < first:
+                        raise ValueError(f"to: {last} is before from: {first}")
+                    if (last - first).days >= MAX_HOLIDAY_DAYS:
+                        raise ValueError(f"longer than {MAX_HOLIDAY_DAYS} days (a misspelt month?)")
+                    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+                else:
+                    raise ValueError("give date: (one day) or from: and to: (the days off, both included)")
+            except ValueError as error:
+                bad("date", str(error))
+            outside = [d for d in days if not _in_notice_year(d, year)]
+            if outside:
+                bad("date", f"{outside[0]} is not in {year} (write each year's notice under its own year)")
+            makeup: List[dt.date] = []
+            raw_makeup = raw.get("makeup")
+            if raw_makeup is not None:
+                if not isinstance(raw_makeup, list):
+                    raw_makeup = [raw_makeup]
+                for value in raw_makeup:
+                    try:
+                        day = _holiday_date(value)
+                    except ValueError as error:
+                        bad("makeup", str(error))
+                        continue
+                    if not _in_notice_year(day, year):
+                        bad("makeup", f"{day} is not in {year}")
+                    elif day.weekday() < 5:
+                        bad("makeup", f"{day} is a {WEEKDAY_NAMES[day.weekday()]}; 调休上班 days are "
+                                      f"Saturdays or Sundays (a misspelt date?)")
+                    elif day in days:
+                        bad("makeup", f"{day} is also one of the days off")
+                    else:
+                        makeup.append(day)
+            if len(problems) > before:
+                continue
+            entry = [(d, "holiday") for d in days] + [(d, "makeup") for d in makeup]
+            clashes = [(d, kind) for d, kind in entry if d in named]
+            if clashes:
+                day, kind = clashes[0]
+                more = f" (and {len(clashes) - 1} more day(s))" if len(clashes) > 1 else ""
+                bad("date" if kind == "holiday" else "makeup", f"{day} is already named by {where[day]}{more}")
+                continue
+            for day, kind in entry:
+                named[day] = DayStatus(kind, name)
+                where[day] = f"{year} {name}"
+        years[year] = named
+
+    open_days: Set[dt.date] = set()
+    raw_open = data.get("open_days") or []
+    if not isinstance(raw_open, list):
+        problems.append("open_days: must be a list of dates, e.g. [2027-01-04, 2027-01-05]")
+        raw_open = []
+    for value in raw_open:
+        try:
+            day = _holiday_date(value)
+        except ValueError as error:
+            problems.append(f"open_days: {error}")
+            continue
+        if day in open_days:
+            problems.append(f"open_days: {day} is listed twice")
+        elif day.year in raw_years:
+            problems.append(f"open_days: {day}: the schedule of {day.year} is entered under years:, "
+                            f"which decides this day; remove it from open_days")
+        open_days.add(day)
+    if problems:
+        raise HolidayDataError(source, problems)
+    return HolidayCalendar(years=years, open_days=frozenset(open_days), source=source)
+
+
+def load_holidays(path: Union[str, Path]) -> HolidayCalendar:
+    """Read and validate the holidays file; raises HolidayDataError (listing every
+    problem) for a bad one. A missing file is an empty calendar."""
+    path = Path(path)
+    source = _shown(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return HolidayCalendar(source=source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise HolidayDataError(source, [f"not valid YAML: {error}"]) from error
+    except ValueError as error:  # YAML reads 2027-04-31 as a date, which does not exist
+        raise HolidayDataError(source, [f"a date that does not exist: {error}"]) from error
+    try:
+        return read_holidays(data, source)
+    except HolidayDataError as error:
+        raise HolidayDataError(source, error.problems) from None
+
+
+def _shown(path: Path) -> str:
+    """data/holidays.yml rather than the whole path, for a file in the project."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+class _HolidaySource:
+    """The holidays file every process reads, re-read when it changes on disk.
+
+    A file that turns bad while running keeps the last good calendar (the error
+    is logged, once per change); without one, every unknown year stays unknown,
+    which refuses bookings rather than allowing them on a holiday."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fixed: Optional[HolidayCalendar] = None
+        self.path: Optional[Path] = None  # None: VETBOT_HOLIDAYS_FILE, else data/holidays.yml
+        self.stamp: Optional[Tuple[str, int, int]] = None
+        self.calendar = HolidayCalendar()
+
+    def current(self) -> HolidayCalendar:
+        if self.fixed is not None:
+            return self.fixed
+        path = self.path or holidays_file()
+        try:
+            info = os.stat(path)
+            stamp = (str(path), info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = (str(path), 0, -1)
+        with self.lock:
+            if stamp == self.stamp:
+                return self.calendar
+            self.stamp = stamp
+            try:
+                self.calendar = load_holidays(path)
+                if stamp[2] < 0:
+                    log.warning("no holidays file; years chinesecalendar does not know cannot be booked",
+                                extra={"source": str(path)})
+            except HolidayDataError as error:
+                log.error("the holidays file is wrong; keeping the last good one: %s", error,
+                          extra={"source": str(path), "problems": error.problems})
+            return self.calendar
+
+
+_holidays = _HolidaySource()
+
+
+def use_holidays(source: Union[None, str, Path, HolidayCalendar] = None) -> None:
+    """Where ``day_status`` takes the holidays file from: a calendar (tests), a path,
+    or None for VETBOT_HOLIDAYS_FILE / data/holidays.yml."""
+    with _holidays.lock:
+        _holidays.fixed = source if isinstance(source, HolidayCalendar) else None
+        _holidays.path = None if source is None or isinstance(source, HolidayCalendar) else Path(source)
+        _holidays.stamp = None
+        _holidays.calendar = HolidayCalendar()
+
+
+def holiday_calendar() -> HolidayCalendar:
+    """The holidays file in use, as ``day_status`` reads it."""
+    return _holidays.current()
+
+
+_warned_years: Set[int] = set()
+
+
+def _from_chinese_calendar(day: dt.date) -> Optional[DayStatus]:
     try:
         on_holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:
-        # chinesecalendar knows the State Council's schedule only up to its release year.
-        log.warning("no holiday schedule for this year; using the weekly hours", extra={"year": day.year})
-        return DayStatus("normal")
+        return None  # chinesecalendar knows the State Council's schedule only up to its release year
     if name is None:
         return DayStatus("normal")
     chinese = HOLIDAY_NAMES.get(name, name)
@@ -532,6 +813,87 @@ def day_status(day: dt.date) -> DayStatus:
     if day.weekday() >= 5:
         return DayStatus("makeup", chinese)
     return DayStatus("normal")
+
+
+def day_status(day: dt.date, calendar: Optional[HolidayCalendar] = None) -> DayStatus:
+    """Holiday, 调休 make-up day, ordinary day, or "unknown".
+
+    chinesecalendar decides the years it knows; for a later year, the year entered
+    in data/holidays.yml (``calendar``, default: the file in use) decides; failing
+    both, an open_days date is an ordinary day and any other is "unknown". A late
+    December day named by the next year's notice in the file (元旦 from 30 December)
+    follows the file even in a year chinesecalendar knows, which could not know it.
+    """
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    next_year = day.year + 1
+    if day.month == 12 and not _calendar_knows(next_year):
+        calendar = calendar or holiday_calendar()
+        named = calendar.years.get(next_year, {}).get(day)
+        if named is not None:
+            return named
+    known = _from_chinese_calendar(day)
+    if known is not None:
+        return known
+    calendar = calendar or holiday_calendar()
+    if day.year in calendar.years:
+        return calendar.years[day.year].get(day, DayStatus("normal"))
+    if day in calendar.open_days:
+        return DayStatus("normal")
+    if day.year not in _warned_years:
+        _warned_years.add(day.year)
+        log.warning("no holiday schedule for this year: the weekly hours apply, booking is closed",
+                    extra={"year": day.year, "source": calendar.source})
+    return DayStatus("unknown")
+
+
+def schedule_known(day: dt.date) -> bool:
+    """Whether the holiday schedule of a day is known (or staff opened it: open_days),
+    so that it can be booked."""
+    return day_status(day).kind != "unknown"
+
+
+@dataclass(frozen=True)
+class CalendarCoverage:
+    """How far the holiday data reaches, and the warning when it ends soon."""
+
+    last_day: dt.date  # the last day whose holiday status is known
+    days_left: int  # from today to last_day (negative: already past)
+    warning_zh: Optional[str]
+    warning_en: Optional[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.warning_zh is None
+
+
+def calendar_coverage(today: dt.date, calendar: Optional[HolidayCalendar] = None,
+                      within_days: int = CALENDAR_WARNING_DAYS) -> CalendarCoverage:
+    """The last day the holiday data covers (chinesecalendar's last year, then the
+    years entered in the holidays file that follow it without a gap), with a warning,
+    in Chinese and in English, when it ends within ``within_days`` days of ``today``."""
+    calendar = calendar or holiday_calendar()
+    last_year = chinese_calendar_years()[1]
+    while last_year + 1 in calendar.years:
+        last_year += 1
+    last_day = dt.date(last_year, 12, 31)
+    days_left = (last_day - today).days
+    if days_left > within_days:
+        return CalendarCoverage(last_day, days_left, None, None)
+    missing = last_year + 1
+    if days_left >= 0:
+        when_zh = f"节假日数据只到{last_year}年12月31日（还有{days_left}天）"
+        when_en = f"the holiday data ends on {last_day.isoformat()} (in {days_left} days)"
+    else:
+        when_zh = f"节假日数据只到{last_year}年12月31日（已过去{-days_left}天）"
+        when_en = f"the holiday data ended on {last_day.isoformat()} ({-days_left} days ago)"
+    warning_zh = (f"提醒：{when_zh}。国务院办公厅发布{missing}年部分节假日安排的通知后，请照通知把放假和调休日期"
+                  f"填入 {calendar.source}（或升级 chinesecalendar）；在此之前，{missing}年的日期不开放预约"
+                  f"（open_days 中列出的日期除外）。")
+    warning_en = (f"Warning: {when_en}. Once the State Council publishes its {missing} holiday notice, enter "
+                  f"the days off and the make-up working days in {calendar.source} (or upgrade chinesecalendar); "
+                  f"until then {missing} dates cannot be booked (except those in open_days).")
+    return CalendarCoverage(last_day, days_left, warning_zh, warning_en)
 
 
 def _weekly(station: Station, weekday: int) -> List[Period]:
@@ -551,7 +913,10 @@ def hours_on(station: Station, day: dt.date) -> List[Period]:
 
     Closed on statutory holidays and on its one-off closure days; on a 调休
     make-up working day the station keeps its Monday-to-Friday hours (those of
-    the first weekday it opens).
+    the first weekday it opens). On a day whose holiday schedule is unknown (a
+    year neither chinesecalendar nor data/holidays.yml has) the weekly hours
+    apply: "open now" and waiting times stay useful; booking such a day is
+    refused by ``bot.services.appointments`` (``schedule_known``).
     """
     if closure_on(station, day) is not None:
         return []
