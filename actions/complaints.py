@@ -25,7 +25,7 @@ from actions import resources
 from actions.appointments import _in_session, _intent, _station_id, _text, chosen_button, chosen_entities, yes_or_no
 from actions.handoff import hand_over, paused
 from bot.services import complaints as register
-from bot.services import contacts
+from bot.services import contacts, handoff
 from bot.services import stations as network
 from bot.services import veterans
 
@@ -513,6 +513,7 @@ class ActionSubmitComplaint(Action):
         if not urgent and not merge_into and not tracker.get_slot("complaint_confirmed"):
             dispatcher.utter_message(response="utter_complaint_not_sent")
             return reset_events()
+        told: Dict[str, str] = {}  # an urgent case: when a person will answer
 
         def work(session):
             veteran_id = _veteran_id(session, openid)
@@ -547,7 +548,8 @@ class ActionSubmitComplaint(Action):
                 case_phone_protected=protected)
             _add_attachments(session, view.case_number, openid, attachments, veteran_id, current)
             if view.urgent:  # staff take the conversation over at once, first in the queue
-                hand_over(session, openid, "urgent", current, urgent=True, case_number=view.case_number)
+                told["when"] = hand_over(session, openid, "urgent", current, urgent=True,
+                                         case_number=view.case_number)
             return "registered", view
 
         try:
@@ -570,7 +572,10 @@ class ActionSubmitComplaint(Action):
                                           "回复“查询投诉”可以了解办理进度。")
             return reset_events()
         if view.urgent:
-            dispatcher.utter_message(response="utter_complaint_urgent", case_number=view.case_number)
+            # When a person will be there (at night: from the opening hours), and the 24-hour
+            # lines (data/emergency.yml).
+            dispatcher.utter_message(response="utter_complaint_urgent", case_number=view.case_number,
+                                     expected_reply=told.get("when") or "", emergency_help=handoff.emergency_help())
             return reset_events() + paused()
         else:
             dispatcher.utter_message(text=registered_text(view))

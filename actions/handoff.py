@@ -8,7 +8,9 @@ The action opens a handoff (bot.services.handoff), tells the user honestly when 
 person will answer (the queue ahead, the service centre's opening hours), and pauses
 the conversation the Rasa way (``ConversationPaused``): Rasa keeps recording what the
 user writes, for staff, and answers nothing until staff hand it back
-(``ConversationResumed``, bot.gateway.handoff).
+(``ConversationResumed``, bot.gateway.handoff). Meanwhile the WeChat gateway answers
+for it: "已收到" now and then, the 24-hour lines for words of danger, and leaving the
+queue ("不用人工了", "菜单" …) while nobody has claimed it (bot.gateway.handoff.while_held).
 """
 
 from __future__ import annotations
@@ -35,17 +37,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(network.SHANGHAI)
 
 
-def queue_message(session, view: handoff.HandoffView, current: dt.datetime) -> str:
-    ahead = handoff.waiting_ahead(session, view)
-    queue = f"前面还有{ahead}位在等候。" if ahead else ""
-    return queue + handoff.expected_reply(session, current)
-
-
 def hand_over(session, openid: str, reason: str, current: dt.datetime, **kwargs: Any) -> str:
     """Open (or find) the user's handoff; the words about when a person will answer."""
     view = handoff.open_handoff(session, openid, reason, current, station_id=handoff.station_for_openid(session, openid),
                                 **kwargs)
-    return queue_message(session, view, current)
+    return handoff.queue_message(session, view, current)
 
 
 class ActionRequestHuman(Action):

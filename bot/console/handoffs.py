@@ -54,6 +54,11 @@ RECENT_LIMIT = 50
 REASONS = {"request_human": "用户要求转人工", "fallback": "机器人两次未能理解", "urgent": "紧急投诉",
            "staff": "工作人员主动接管"}
 STATES = {"waiting": "等待接待", "claimed": "接待中", "closed": "已交还机器人"}
+WITHDRAWN_LABEL = "用户已撤回"  # closed by the user before anyone took it (handoffs.WITHDRAWN_BY)
+
+
+def state_label(view: handoffs.HandoffView) -> str:
+    return WITHDRAWN_LABEL if view.withdrawn else STATES[view.state]
 
 AUDIT_LABELS = {
     "handoff.view": "查看人工接待对话",
@@ -259,7 +264,7 @@ def _detail(session: Session, staff: SignedIn, handoff_id: int, audit: bool) -> 
     now = now_utc()
     veteran = veterans.by_openid(session, view.openid)
     station = session.get(Station, view.station_id) if view.station_id is not None else None
-    names = _names(session, (view.claimed_by,))
+    names = _names(session, (view.claimed_by, view.closed_by))
     case_id = None
     if view.case_number:
         case_id = session.execute(select(ComplaintCase.id).where(ComplaintCase.case_number == view.case_number)
@@ -268,12 +273,13 @@ def _detail(session: Session, staff: SignedIn, handoff_id: int, audit: bool) -> 
     if audit:
         staff_service.audit(session, staff, "handoff.view", "handoff", view.id, None, now)
     return {
-        "handoff": view, "reason": REASONS.get(view.reason, view.reason), "state_label": STATES[view.state],
+        "handoff": view, "reason": REASONS.get(view.reason, view.reason), "state_label": state_label(view),
         "claimed_by": names.get(view.claimed_by or "", view.claimed_by),
+        "closed_by": names.get(view.closed_by or "", view.closed_by),
         "mine": view.claimed_by == staff_key(staff),
         "veteran_name": veteran.name if veteran is not None else None,
         "station": station.name if station is not None else "区中心（未分配站点）",
-        "case_id": case_id, "earlier": len(earlier),
+        "case_id": case_id, "earlier": len(earlier), "earlier_withdrawn": sum(h.withdrawn for h in earlier),
         "waited": waited(view.created_at, local_time(now)),
         "notes": handoffs.notes(session, view.id),
     }

@@ -635,7 +635,9 @@ class Handoff(Base):
     claimed_at = Timestamp()
     claimed_by = Column(String(50))
     closed_at = Timestamp()
-    closed_by = Column(String(50))
+    closed_by = Column(String(50))  # the staff member's username, or 用户撤回 (the user left the queue)
+    # When the user was last told "已收到" while waiting (at most once per interval).
+    acknowledged_at = Timestamp()
 
 
 class HandoffNote(Base):

@@ -25,16 +25,17 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Deque, Dict, List, Mapping, Optional, Set
+from typing import Any, AsyncIterator, Callable, Deque, Dict, List, Mapping, Optional, Set
 
 import aiohttp
 import yaml
 from aiohttp import web
 
 from bot.console import live
+from bot.gateway import handoff as held
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
-from bot.services import identity, wechat_failures
+from bot.services import handoff, identity, wechat_failures
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
@@ -71,6 +72,7 @@ VOICE_UNHEARD = "抱歉，没能听清这段语音，请用文字告诉我您想
 LINK_REPLY = "收到您分享的链接。我暂时无法打开链接，请用文字告诉我您想了解或办理的事情。"
 VIDEO_REPLY = "收到您的视频。我暂时无法查看视频；如果是反映问题的材料，请先发送“投诉”说明情况，也可以拍成照片发送。"
 UNSUPPORTED = "抱歉，暂时不支持这类消息，请用文字告诉我您想办理的事情。"
+BLANK_TEXT = "您好，请问有什么可以帮您？可以直接说出您的问题，或回复“菜单”查看全部服务。"
 
 WECHAT = web.AppKey("wechat", object)  # a WechatEdge
 
@@ -129,6 +131,8 @@ class WechatEdge:
     actions_up: bool = True
     actions_checked_at: Optional[float] = None
     stop: Optional[asyncio.Event] = None  # set on shutdown: the outbox worker ends
+    # Now, aware (a function, so that tests can fix the clock: opening hours, acknowledgements).
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc))
 
     def spawn(self, coroutine) -> None:
         """Run ``coroutine`` after the request has been answered; kept until it ends."""
@@ -215,9 +219,29 @@ def payload(intent: str, entities: Mapping[str, Any]) -> str:
     return f"/{intent}{json.dumps(dict(entities), ensure_ascii=False)}"
 
 
+async def held_handoff(app: web.Application, openid: str) -> Optional[handoff.HandoffView]:
+    """The user's open handoff (waiting for staff or held by them), if any."""
+    try:
+        return await run_in_session(app, lambda session: handoff.current(session, openid))
+    except Exception as error:  # the database is down: the message goes to Rasa as usual
+        log.error("handoff of %s not read: %s", short_id(openid), type(error).__name__)
+        return None
+
+
+async def answer_held(app: web.Application, edge: WechatEdge, openid: str, text: str,
+                      view: handoff.HandoffView, clicked: bool) -> Optional[List[Dict[str, Any]]]:
+    """While staff have the conversation (Rasa paused it): bot.gateway.handoff.while_held."""
+    assert edge.http is not None
+    return await held.while_held(
+        app[SESSION_FACTORY], edge.http, edge.settings.rasa_url, lambda who, said: ask_rasa(edge, who, said),
+        openid, text, view, now=edge.clock(), clicked=clicked,
+        interval=dt.timedelta(minutes=edge.settings.handoff_ack_minutes))
+
+
 async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> List[str]:
     """What to answer ``inbound`` with, as WeChat texts (each within one message)."""
     openid, kind = inbound.openid, inbound.kind
+    clicked = False
     if kind == "event":
         event = inbound.event or ""
         if event == "unsubscribe":
@@ -236,6 +260,7 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
             text = "/greet"
         elif event == "click":
             text = edge.menu.get(inbound.event_key or "", "/help")
+            clicked = True
         else:
             return []
     else:
@@ -243,7 +268,9 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
             return [TOO_FAST]
         if kind == "text":
             # A typed "/intent{...}" would be read by Rasa as a button's payload: not from users.
-            text = (inbound.text or "").lstrip("/").strip() or "你好"
+            text = (inbound.text or "").lstrip("/").strip()
+            if not text:  # spaces or line breaks only: nothing to understand, but an answer
+                return [BLANK_TEXT]
         elif kind == "voice":
             if not (inbound.recognition or "").strip():
                 return [VOICE_UNHEARD]
@@ -263,14 +290,21 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
         log.error("action server down; a message from %s waits for staff", short_id(openid))
         await record_failure(app, openid, "in", "actions_down", text, "the action server is not answering")
         return [BUSY]
+    # Waiting for staff, or held by them: Rasa is paused and answers nothing; the gateway does.
+    waiting = await held_handoff(app, openid)
     try:
-        messages = await ask_rasa(edge, openid, text)
-    except RasaUnavailable as error:
+        if waiting is not None:
+            messages = await answer_held(app, edge, openid, text, waiting, clicked)
+        else:
+            messages = await ask_rasa(edge, openid, text)
+    except (RasaUnavailable, held.ConversationUnreachable) as error:
         log.error("Rasa unavailable for a message from %s: %s", short_id(openid), error)
         await record_failure(app, openid, "in", "rasa_down", text, str(error))
         return [BUSY]
     live.notify(app)  # an open transcript in the console shows the message now
-    texts = to_wechat_texts(messages)
+    if messages is not None and waiting is not None:
+        return to_wechat_texts(messages)  # none: acknowledged a moment ago; staff will answer
+    texts = to_wechat_texts(messages or [])
     if not texts:
         if await conversation_paused(edge, openid):
             return []  # staff hold the conversation: the message is in its transcript, they answer

@@ -6,14 +6,24 @@ handoff waits here, urgent ones first, then the oldest. A staff member claims it
 answers in WeChat, and hands it back to the bot (bot.gateway.handoff does the Rasa
 and WeChat side). The user is told honestly when a person will answer: now, during
 the service centre's opening hours, or from when it opens next.
+
+While the user waits, what they write is acknowledged at most once per interval
+(``acknowledge``: the time of the last acknowledgement is kept on the handoff, and a
+guarded UPDATE lets only one gateway claim each interval). Until a staff member claims
+the handoff the user may leave the queue (``withdraw``: closed by ``WITHDRAWN_BY``);
+after that, a wish to stop is left for staff as a note (``flag_stop_request``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
+import yaml
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -23,9 +33,36 @@ from bot.redaction import redact
 from bot.services import veterans
 from bot.services.identity import register_personal_data_eraser
 from bot.services.stations import for_community, hours_on, is_open, local_time, next_open_day
+from bot.settings import PROJECT_ROOT
 
 WEEKDAYS = "一二三四五六日"
 NOTE_MAX = 1000  # characters of an internal note
+# closed_by of a handoff the user left before anyone took it (staff usernames are lower-case ASCII).
+WITHDRAWN_BY = "用户撤回"
+# The author of the notes the system leaves for staff.
+SYSTEM_AUTHOR = "系统提示"
+STOP_NOTE = "用户表示不再需要人工服务"
+URGENT_NOTE = "等候期间用户的消息含有紧急情况用语，已标为紧急"
+EMERGENCY_FILE = PROJECT_ROOT / "data" / "emergency.yml"
+
+
+class EmergencyDataError(ValueError):
+    """data/emergency.yml is missing its text or the text has no phone number."""
+
+
+def load_emergency_help(path: Union[str, Path] = EMERGENCY_FILE) -> str:
+    """The 24-hour lines a user in danger is told (data/emergency.yml ``text``)."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    text = data.get("text") if isinstance(data, dict) else None
+    if not isinstance(text, str) or not re.search(r"\d{3,}", text):
+        raise EmergencyDataError(f"{path}: text: must be the words with the 24-hour phone numbers (110, 120 …)")
+    return text.strip()
+
+
+@lru_cache(maxsize=1)
+def emergency_help() -> str:
+    return load_emergency_help(EMERGENCY_FILE)
 
 
 class HandoffError(ValueError):
@@ -45,6 +82,13 @@ class HandoffView:
     claimed_at: Optional[dt.datetime]
     claimed_by: Optional[str]
     closed_at: Optional[dt.datetime]
+    closed_by: Optional[str] = None  # a staff member's username, or WITHDRAWN_BY
+    acknowledged_at: Optional[dt.datetime] = None  # Beijing time; the user last told "已收到"
+
+    @property
+    def withdrawn(self) -> bool:
+        """The user left the queue before anyone took the conversation."""
+        return self.state == "closed" and self.closed_by == WITHDRAWN_BY
 
 
 def _view(row: Handoff) -> HandoffView:
@@ -52,7 +96,8 @@ def _view(row: Handoff) -> HandoffView:
         return None if value is None else local_time(as_utc(value))
 
     return HandoffView(row.id, row.openid, row.reason, bool(row.urgent), row.case_number, row.station_id,
-                       row.state, local(row.created_at), local(row.claimed_at), row.claimed_by, local(row.closed_at))
+                       row.state, local(row.created_at), local(row.claimed_at), row.claimed_by, local(row.closed_at),
+                       row.closed_by, local(row.acknowledged_at))
 
 
 def _open_row(session: Session, openid: str) -> Optional[Handoff]:
@@ -189,12 +234,24 @@ def close(session: Session, handoff_id: int, staff: str, now: dt.datetime) -> Ha
     return view
 
 
+def _answering_station(session: Session) -> Optional[Station]:
+    """Whose opening hours tell when staff answer: the district centre's."""
+    return session.execute(select(Station).where(Station.tier == "district").order_by(Station.id)
+                           .limit(1)).scalar_one_or_none()
+
+
+def on_duty(session: Session, now: dt.datetime, station: Optional[Station] = None) -> bool:
+    """Whether staff are at work now (the opening hours of ``station``, the district
+    centre by default; holidays included). Without a service network: assumed so."""
+    station = station or _answering_station(session)
+    return station is None or is_open(station, local_time(as_utc(now)))
+
+
 def expected_reply(session: Session, now: dt.datetime, station: Optional[Station] = None) -> str:
     """When a person will answer, honestly: from the opening hours of the station that
     serves the user (the district centre by default)."""
     if station is None:
-        station = session.execute(select(Station).where(Station.tier == "district").order_by(Station.id)
-                                  .limit(1)).scalar_one_or_none()
+        station = _answering_station(session)
     if station is None:
         return "工作人员会尽快回复您。"
     local = local_time(as_utc(now))
@@ -210,6 +267,84 @@ def expected_reply(session: Session, now: dt.datetime, station: Optional[Station
     opens = hours_on(station, day)[0][0]
     when = "明天" if day == local.date() + dt.timedelta(days=1) else f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
     return f"现在是非工作时间，工作人员将于{when}{opens.strftime('%H:%M')}上班后回复您。"
+
+
+def queue_message(session: Session, view: HandoffView, now: dt.datetime) -> str:
+    """The place in the queue (while waiting) and when a person will answer."""
+    ahead = waiting_ahead(session, view) if view.state == "waiting" else 0
+    queue = f"前面还有{ahead}位在等候。" if ahead else ""
+    return queue + expected_reply(session, now)
+
+
+# --- while the user waits -------------------------------------------------------------------
+
+
+def acknowledge(session: Session, handoff_id: int, now: dt.datetime, interval: dt.timedelta) -> bool:
+    """Whether to tell the user "已收到" now: True at most once per ``interval`` for an open
+    handoff (the first time, and when the last acknowledgement is ``interval`` old). A
+    guarded UPDATE: of several gateways answering messages of the same user at once,
+    one gets True."""
+    moment = as_utc(now)
+    result = execute_write(session, update(Handoff).where(
+        Handoff.id == handoff_id, Handoff.state != "closed",
+        or_(Handoff.acknowledged_at.is_(None), Handoff.acknowledged_at <= moment - interval))
+        .values(acknowledged_at=moment), synchronize_session=False)
+    return result.rowcount == 1
+
+
+def mark_acknowledged(session: Session, handoff_id: int, now: dt.datetime) -> None:
+    """The user was just told something about this handoff (an answer to 转人工 again, a
+    staff member's reply …): the next "已收到" waits a whole interval from now."""
+    execute_write(session, update(Handoff).where(Handoff.id == handoff_id, Handoff.state != "closed")
+                  .values(acknowledged_at=as_utc(now)), synchronize_session=False)
+
+
+def withdraw(session: Session, handoff_id: int, now: dt.datetime) -> HandoffView:
+    """The user leaves the queue ("不用人工了", a menu click …) before anyone took the
+    conversation: the handoff is closed by ``WITHDRAWN_BY``. Refused (HandoffError)
+    once a staff member has claimed it, or when it is closed already."""
+    moment = as_utc(now)
+    result = execute_write(session, update(Handoff).where(Handoff.id == handoff_id, Handoff.state == "waiting")
+                           .values(state="closed", closed_at=moment, closed_by=WITHDRAWN_BY,
+                                   claimed_at=func.coalesce(Handoff.claimed_at, moment)),
+                           synchronize_session=False)
+    view = get(session, handoff_id)
+    if view is None:
+        raise LookupError(f"no handoff {handoff_id}")
+    if result.rowcount == 0:
+        raise HandoffError("工作人员已经接待了这个会话。" if view.state == "claimed" else "这个会话已经结束。")
+    return view
+
+
+def make_urgent(session: Session, handoff_id: int, now: dt.datetime) -> HandoffView:
+    """Words of danger while the user waits: the handoff goes to the top of the queue, with
+    a note for staff saying why (once)."""
+    result = execute_write(session, update(Handoff).where(
+        Handoff.id == handoff_id, Handoff.state != "closed", Handoff.urgent.is_(False)).values(urgent=True),
+        synchronize_session=False)
+    if result.rowcount:
+        _system_note(session, handoff_id, URGENT_NOTE + "。", now)
+    view = get(session, handoff_id)
+    if view is None:
+        raise LookupError(f"no handoff {handoff_id}")
+    return view
+
+
+def flag_stop_request(session: Session, handoff_id: int, said: str, now: dt.datetime) -> bool:
+    """The user asked to stop while a staff member holds the conversation: a note for staff
+    (once per handoff; the message itself is in the transcript). True when it was added."""
+    existing = session.execute(select(func.count()).select_from(HandoffNote).where(
+        HandoffNote.handoff_id == handoff_id, HandoffNote.staff == SYSTEM_AUTHOR,
+        HandoffNote.text.like(STOP_NOTE + "%"))).scalar_one()
+    if existing:
+        return False
+    quoted = " ".join((said or "").split())[:60]
+    _system_note(session, handoff_id, f"{STOP_NOTE}（“{quoted}”）。如确认不再需要，请结束本次服务（交还机器人）。", now)
+    return True
+
+
+def _system_note(session: Session, handoff_id: int, text: str, now: dt.datetime) -> NoteView:
+    return add_note(session, handoff_id, SYSTEM_AUTHOR, text, now)
 
 
 @dataclass(frozen=True)

@@ -381,6 +381,11 @@ def _number(value: Any, field: str, low: float, high: float, required: bool = Tr
 
 
 def _read_text(message: Any, fields: Fields) -> Dict[str, Any]:
+    # Spaces or line breaks only are still a message the user sent (and WeChat retries
+    # a refused one, then shows the account as unavailable): its Content is present but
+    # blank once trimmed. The gateway answers it; only a missing Content is refused.
+    if fields.get("Content") == "":
+        return {"text": ""}
     return {"text": _string(message.content, "Content")}
 
 

@@ -290,3 +290,26 @@ async def test_taking_over_from_a_complaint_in_the_area_only(client, world, acco
     assert response.status == 404  # with the right token too
     with session_scope(accounts) as session:
         assert handoff.current(session, "o-anting-3") is None and handoff.current(session, "o-malu-2") is None
+
+
+async def test_a_handoff_the_user_withdrew_says_so_and_the_next_one_counts_it(client, world, accounts):
+    """The user left the queue before anyone took it ("不用人工了", bot.gateway.handoff): the
+    page says the user withdrew, not that staff handed back; a later handoff's page counts it."""
+    now = dt.datetime.now(dt.timezone.utc)
+    with session_scope(accounts) as session:
+        handoff.withdraw(session, world["anting"], now)
+        again = handoff.open_handoff(session, "o-anting", "request_human", now,
+                                     station_id=station_id(accounts, "JD-AT")).id
+        handoff.claim(session, again, "wangkz", now)
+        handoff.flag_stop_request(session, again, "算了", now)
+    await sign_in(client, "wangkz")
+    html = await (await client.get(f"/console/handoffs/{world['anting']}")).text()
+    assert "用户已撤回" in html and "撤回人工服务请求（无人接待前取消）" in html and "交还机器人。" not in html
+    html = await (await client.get(f"/console/handoffs/{again}")).text()
+    assert "此前转人工1次（其中用户撤回1次）" in html
+    # Held by staff, the user asked to stop: a note in the side panel says so.
+    assert f"{handoff.SYSTEM_AUTHOR}：</span>用户表示不再需要人工服务（“算了”）" in html
+    with session_scope(accounts) as session:
+        handoff.close(session, again, "wangkz", now)
+    html = await (await client.get(f"/console/handoffs/{again}")).text()
+    assert "由王科长交还机器人" in html and "用户已撤回" not in html

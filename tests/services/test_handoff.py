@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import Handoff
@@ -111,3 +111,126 @@ def test_notes_in_order_redacted_and_erased_on_unfollow(db, vault):
         identity.forget_openid(session, vault, "o-1", MONDAY_10AM)
     with session_scope(db) as session:
         assert handoff.notes(session, view.id) == [] and handoff.current(session, "o-1") is None
+
+
+# --- while the user waits: acknowledgements, leaving the queue, notes for staff ---------------
+
+TUESDAY_2AM = dt.datetime(2026, 12, 8, 2, 0, tzinfo=SHANGHAI)
+TEN_MINUTES = dt.timedelta(minutes=10)
+
+
+def test_acknowledged_at_most_once_per_interval(db):
+    view = _open(db, "o-1")
+    assert view.acknowledged_at is None  # being told "转人工 done" is not an acknowledgement
+    moments = [0, 1, 9.99, 10, 15, 19.9, 20]
+    with session_scope(db) as session:
+        said = [handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=m), TEN_MINUTES)
+                for m in moments]
+    assert said == [True, False, False, True, False, False, True]
+    with session_scope(db) as session:
+        assert handoff.get(session, view.id).acknowledged_at == TUESDAY_2AM + dt.timedelta(minutes=20)
+        # A staff member's reply (or an explicit answer) counts: the next one waits the interval.
+        handoff.mark_acknowledged(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=25))
+        assert not handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=34), TEN_MINUTES)
+        assert handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=35), TEN_MINUTES)
+        handoff.close(session, view.id, "wangkz", TUESDAY_2AM + dt.timedelta(minutes=50))
+        assert not handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(hours=2), TEN_MINUTES)
+
+
+def test_two_gateways_acknowledging_at_once_tell_the_user_once(db):
+    """Each acknowledgement is claimed by a guarded UPDATE, not read and then written: a
+    second session that began before the first committed still finds the interval taken."""
+    view = _open(db, "o-1")
+    first, second = db(), db()
+    try:
+        second.begin()
+        second.execute(select(Handoff.id)).all()  # its transaction (and snapshot) started first
+        with first.begin():
+            won = handoff.acknowledge(first, view.id, TUESDAY_2AM, TEN_MINUTES)
+        lost = handoff.acknowledge(second, view.id, TUESDAY_2AM + dt.timedelta(seconds=30), TEN_MINUTES)
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert (won, lost) == (True, False)
+
+
+def test_the_user_leaves_the_queue_only_while_nobody_holds_it(db):
+    view = _open(db, "o-1")
+    with session_scope(db) as session:
+        left = handoff.withdraw(session, view.id, TUESDAY_2AM)
+    assert left.state == "closed" and left.closed_by == handoff.WITHDRAWN_BY == "用户撤回" and left.withdrawn
+    assert left.closed_at == TUESDAY_2AM
+    with session_scope(db) as session:
+        assert handoff.current(session, "o-1") is None
+        assert [h.withdrawn for h in handoff.history_of(session, "o-1")] == [True]
+    with pytest.raises(HandoffError, match="已经结束"), session_scope(db) as session:
+        handoff.withdraw(session, view.id, TUESDAY_2AM)
+    held = _open(db, "o-2")
+    with session_scope(db) as session:
+        handoff.claim(session, held.id, "wangkz", TUESDAY_2AM)
+    with pytest.raises(HandoffError, match="已经接待"), session_scope(db) as session:
+        handoff.withdraw(session, held.id, TUESDAY_2AM)
+    with session_scope(db) as session:
+        still = handoff.get(session, held.id)
+        assert still.state == "claimed" and not still.withdrawn
+        closed = handoff.close(session, held.id, "wangkz", TUESDAY_2AM)
+        assert closed.closed_by == "wangkz" and not closed.withdrawn
+
+
+def test_a_wish_to_stop_is_noted_once_for_staff(db):
+    view = _open(db, "o-1")
+    with session_scope(db) as session:
+        assert handoff.flag_stop_request(session, view.id, "不用人工了 我打13812345678", TUESDAY_2AM)
+        assert not handoff.flag_stop_request(session, view.id, "算了", TUESDAY_2AM + dt.timedelta(minutes=1))
+        (note,) = handoff.notes(session, view.id)
+    assert note.staff == handoff.SYSTEM_AUTHOR and note.text.startswith(handoff.STOP_NOTE)
+    assert "不用人工了" in note.text and "13812345678" not in note.text  # redacted like any note
+
+
+def test_danger_while_waiting_moves_the_handoff_up_once(db):
+    calm = _open(db, "o-1")
+    later = _open(db, "o-2", minutes=5)
+    with session_scope(db) as session:
+        assert handoff.make_urgent(session, later.id, TUESDAY_2AM).urgent
+        handoff.make_urgent(session, later.id, TUESDAY_2AM)  # again: no second note
+        assert [v.id for v in handoff.queue(session)] == [later.id, calm.id]
+        assert [n.text for n in handoff.notes(session, later.id)] == [handoff.URGENT_NOTE + "。"]
+
+
+@pytest.mark.parametrize("when, on_duty, expected", [
+    (TUESDAY_2AM, False, "现在是非工作时间，工作人员将于今天09:00上班后回复您。"),
+    (dt.datetime(2026, 12, 8, 8, 59, tzinfo=SHANGHAI), False, "今天09:00上班后"),
+    (dt.datetime(2026, 12, 8, 9, 0, tzinfo=SHANGHAI), True, "现在是工作时间"),
+    # Either side of midnight (the centre opens on Saturday mornings), then the weekend.
+    (dt.datetime(2026, 12, 11, 23, 59, tzinfo=SHANGHAI), False, "明天09:00上班后"),
+    (dt.datetime(2026, 12, 12, 0, 1, tzinfo=SHANGHAI), False, "今天09:00上班后"),
+    (dt.datetime(2026, 12, 12, 11, 30, tzinfo=SHANGHAI), False, "12月14日（周一）09:00上班后"),
+    (dt.datetime(2026, 12, 13, 23, 59, tzinfo=SHANGHAI), False, "明天09:00上班后"),  # Sunday night
+])
+def test_on_duty_and_when_staff_answer(db, when, on_duty, expected):
+    view = _open(db, "o-1")
+    with session_scope(db) as session:
+        assert handoff.on_duty(session, when) is on_duty
+        assert expected in handoff.queue_message(session, view, when)
+
+
+def test_the_queue_message_counts_those_ahead_only_while_waiting(db):
+    _open(db, "o-a")
+    b = _open(db, "o-b", minutes=1)
+    with session_scope(db) as session:
+        assert handoff.queue_message(session, b, TUESDAY_2AM).startswith("前面还有1位在等候。现在是非工作时间")
+        held = handoff.claim(session, b.id, "wangkz", TUESDAY_2AM)
+        assert handoff.queue_message(session, held, TUESDAY_2AM).startswith("现在是非工作时间")
+
+
+def test_the_emergency_lines_come_from_the_data_file(tmp_path):
+    text = handoff.load_emergency_help()
+    for number in ("12356", "110", "120"):
+        assert number in text
+    assert "24小时" in text
+    assert "12356" not in (PROJECT_ROOT / "bot" / "gateway" / "handoff.py").read_text(encoding="utf-8")
+    broken = tmp_path / "emergency.yml"
+    broken.write_text("text: 请拨打热线\n", encoding="utf-8")
+    with pytest.raises(handoff.EmergencyDataError, match="text"):
+        handoff.load_emergency_help(broken)

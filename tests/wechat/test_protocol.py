@@ -344,6 +344,16 @@ async def test_missing_fields_are_refused(xml):
     assert error.status == 400
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("content", ["   ", "\n", ""])
+async def test_a_text_of_spaces_or_line_breaks_is_a_message_not_a_refusal(mode, content):
+    # Refused, WeChat would retry it and then show the account as unavailable; the
+    # gateway answers it (tests/gateway/test_wechat_webhook.py). A missing Content is refused above.
+    request = user_for(mode).build(sim.text(content))
+    inbound = await webhook_for(mode).receive(request.query, request.body)
+    assert (inbound.kind, inbound.text) == ("text", "")
+
+
 @pytest.mark.parametrize("name", ["signature", "timestamp", "nonce"])
 async def test_missing_query_parameters_are_refused(name):
     request = user_for("plaintext").build(sim.text("你好"))
