@@ -5,6 +5,12 @@ The evidence of where the user is, strongest first: a place they name (the
 in WeChat (slots `latitude`/`longitude`), the household of the veteran bound
 to this WeChat user. Without any, we ask where they live and give the
 district centre's details meanwhile.
+
+The answer to that question ("安亭", "我住外冈": intent ``inform``) comes back here by a
+rule (an ``inform`` right after this action, nlu_data/rules/records.yml) and finds the
+station as usual. An ``inform`` after a station answer that names no place and answers
+no question of ours ("明天上午") is not for the station finder: it gets the usual answer
+to a bare ``inform``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,21 @@ ASK_WHERE = (
     "也可以通过微信发送您的位置，我帮您查找离您最近的服务站。\n"
     "区退役军人服务中心的信息如下："
 )
+
+
+def asked_where(tracker: Tracker) -> bool:
+    """Whether the bot's last message before the user's latest one asked where they live."""
+    question = ASK_WHERE.split("\n", 1)[0]
+    users_seen = 0
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            users_seen += 1
+            if users_seen == 2:
+                return False
+        elif kind == "bot" and users_seen == 1:
+            return (event.get("text") or "").startswith(question)
+    return False
 
 
 def now() -> dt.datetime:
@@ -113,13 +134,21 @@ class ActionFindStation(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         moment = now()
+        # An inform after this action's answer: ours when it names a place or answers our question.
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        bare_inform = intent == "inform" and not asked_where(tracker)
 
-        def work() -> str:
+        def work() -> Optional[str]:
             with resources.open_session() as session:
+                if bare_inform and not _named(session, tracker):
+                    return None
                 return answer(session, tracker, moment)
 
         # The database calls block; keep them off the action server's event loop.
         reply = await asyncio.to_thread(work)
+        if reply is None:
+            dispatcher.utter_message(response="utter_inform_without_context")
+            return []
         phone = tracker.get_slot("service_phone") or resources.settings().service_phone
         dispatcher.utter_message(text=f"{reply}\n\n如需其他帮助，请拨打服务电话 {phone}。")
         return []

@@ -55,8 +55,9 @@ def parse(url: str, text: str) -> Dict:
 
 
 def top_reading(result: Dict) -> Tuple[str, float]:
-    """The classifier's own best intent and confidence, before the fallback."""
-    ranking = [r for r in result.get("intent_ranking", []) if r["name"] != "nlu_fallback"]
+    """The classifier's own best intent and confidence, before the fallback (and before
+    bot.nlu.symbols, which gives emoji or punctuation only symbols_only whatever the threshold)."""
+    ranking = [r for r in result.get("intent_ranking", []) if r["name"] not in ("nlu_fallback", "symbols_only")]
     best = max(ranking, key=lambda r: r["confidence"])
     name = best["name"]
     if name == "faq":

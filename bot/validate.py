@@ -24,6 +24,9 @@ _UNUSED = re.compile(r"The utterance '(?P<name>utter_[\w/]+)' is not used in any
 # Intents that only the channel sends, as a payload (/send_attachment{…}): nobody types
 # them, so they have no NLU examples.
 PAYLOAD_ONLY_INTENTS = {"send_attachment"}
+# Intents that only an NLU component sets (bot/nlu/symbols.py: emoji or punctuation only),
+# with nothing for the classifiers to learn.
+COMPONENT_ONLY_INTENTS = {"symbols_only"}
 _NO_EXAMPLES = re.compile(r"The intent '(?P<name>\w+)' is listed in the domain file, but is not found in the NLU")
 # Rasa adds the retrieval intent once per domain file that holds its responses.
 _FAQ_SPLIT_ACROSS_FILES = "duplicated intents have been found across multiple domain files: faq"
@@ -69,7 +72,7 @@ def unexpected_warnings(output: str, allowed_unused: Iterable[str]) -> List[str]
         if _FAQ_SPLIT_ACROSS_FILES in message:
             continue
         no_examples = _NO_EXAMPLES.search(message)
-        if no_examples and no_examples.group("name") in PAYLOAD_ONLY_INTENTS:
+        if no_examples and no_examples.group("name") in PAYLOAD_ONLY_INTENTS | COMPONENT_ONLY_INTENTS:
             continue
         problems.append(message)
     return problems

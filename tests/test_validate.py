@@ -45,3 +45,10 @@ def test_form_questions_and_payload_only_intents_pass_but_nothing_else():
     assert "send_attachment" in PAYLOAD_ONLY_INTENTS
     problems = unexpected_warnings(output, RASA_DEFAULT_RESPONSES | form_questions())
     assert len(problems) == 2 and "utter_ask_nothing_asks_this" in problems[0] and "'forgotten'" in problems[1]
+
+
+def test_intents_only_an_nlu_component_sets_pass():
+    # symbols_only: set by bot/nlu/symbols.py for emoji or punctuation only, never learnt.
+    output = ("/x/io.py:100: UserWarning: The intent 'symbols_only' is listed in the domain file, but is not "
+              "found in the NLU training data.\n")
+    assert unexpected_warnings(output, set()) == []

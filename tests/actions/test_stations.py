@@ -13,7 +13,7 @@ from bot import idcard
 from bot.db.models import Station, Veteran, WechatBinding
 from bot.db.session import session_scope
 from bot.services.stations import SHANGHAI
-from tests.conftest import make_tracker, user_event
+from tests.conftest import bot_event, make_tracker, user_event
 
 # A Thursday morning: every station is open.
 THURSDAY_10AM = dt.datetime(2026, 10, 15, 10, 0, tzinfo=SHANGHAI)
@@ -134,3 +134,64 @@ async def test_on_a_holiday_the_answer_says_when_to_come(factory, dispatcher, mo
 
 def test_the_action_is_named_for_the_domain():
     assert ActionFindStation().name() == "action_find_station"
+
+
+# --- the answer to "请告诉我您住在哪个街道（镇）…" -------------------------------------------------
+
+
+async def _asked_where(factory, dispatcher):
+    """The conversation so far: the station finder, knowing nothing of the user, asked."""
+    first = user_event("最近的服务站在哪", "find_station")
+    await ActionFindStation().run(dispatcher, make_tracker([first]), {})
+    (asked,) = dispatcher.messages
+    assert asked["text"].startswith("请告诉我您住在哪个街道（镇）")
+    dispatcher.messages.clear()
+    return [first, {"event": "action", "name": "action_find_station"}, bot_event(asked["text"]),
+            {"event": "action", "name": "action_listen"}]
+
+
+@pytest.mark.parametrize("text,place,station", [
+    ("安亭", "安亭", "【安亭镇退役军人服务站】"),
+    ("马陆", "马陆", "【马陆镇退役军人服务站】"),
+    ("我住外冈", "外冈", "【外冈镇退役军人服务站】"),
+    ("江桥镇", "江桥镇", "【江桥镇退役军人服务站】"),
+])
+async def test_a_bare_place_answers_the_question_where(factory, dispatcher, text, place, station):
+    # The NLU reads these as inform, with the station entity; a rule brings them here.
+    before = await _asked_where(factory, dispatcher)
+    start = text.index(place)
+    entities = [{"entity": "station", "value": place, "start": start, "end": start + len(place)}]
+    answer = user_event(text, "inform", entities=entities)
+    events = await ActionFindStation().run(dispatcher, make_tracker(before + [answer]), {})
+    assert events == [] and len(dispatcher.messages) == 1
+    reply_text = dispatcher.messages[0]["text"]
+    assert reply_text.startswith(station)
+    assert "今日办公时间：" in reply_text and "现在正在办公" in reply_text  # the fixed Thursday morning
+    assert reply_text.endswith("如需其他帮助，请拨打服务电话 021-69599999。")
+
+
+async def test_an_answer_naming_no_place_is_asked_again(factory, dispatcher):
+    before = await _asked_where(factory, dispatcher)
+    await ActionFindStation().run(dispatcher, make_tracker(before + [user_event("就那边", "inform")]), {})
+    assert dispatcher.messages[0]["text"].startswith("请告诉我您住在哪个街道（镇）")
+
+
+async def test_an_inform_after_a_station_answer_is_not_taken_for_a_place(factory, dispatcher):
+    # The rule brings every inform after the station finder here; "明天上午" names no place
+    # and answers no question of ours: the usual answer to a bare inform, not the centre.
+    first = user_event("安亭镇服务站在哪", "find_station")
+    shown = bot_event("【安亭镇退役军人服务站】\n地址：…")
+    later = user_event("明天上午", "inform")
+    events = await ActionFindStation().run(dispatcher, make_tracker([first, shown, later]), {})
+    assert events == []
+    assert dispatcher.messages == [{**dispatcher.messages[0], "response": "utter_inform_without_context"}]
+    assert not dispatcher.messages[0].get("text")
+
+
+async def test_another_place_after_a_station_answer_is_found(factory, dispatcher):
+    first = user_event("安亭镇服务站在哪", "find_station")
+    shown = bot_event("【安亭镇退役军人服务站】\n地址：…")
+    entities = [{"entity": "station", "value": "南翔", "start": 0, "end": 2}]
+    other = user_event("南翔呢", "inform", entities=entities)
+    await ActionFindStation().run(dispatcher, make_tracker([first, shown, other]), {})
+    assert dispatcher.messages[0]["text"].startswith("【南翔镇退役军人服务站】")
