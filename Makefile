@@ -39,6 +39,7 @@ chat: $(STAMP)
 
 validate: $(STAMP)
 	$(VENV)/bin/vetbot validate
+	$(VENV)/bin/vetbot calendar-check
 
 # The database tests run on SQLite and on a real PostgreSQL server, which the
 # tests start themselves from Debian's package (installed here when missing).
@@ -55,6 +56,12 @@ chromium:
 
 unit: $(STAMP) postgres redis
 	VETBOT_REQUIRE_POSTGRES=1 VETBOT_REQUIRE_REDIS=1 $(VENV)/bin/pytest -q -m "not e2e" tests
+
+# The same tests with the wall clock at a moment, Beijing time, by faketime (installed
+# when missing): make test-clock AT="2026-12-31 23:55". Default: 2026-12-08 00:10.
+.PHONY: test-clock
+test-clock: $(STAMP) postgres redis
+	scripts/test-clock.sh $(if $(AT),"$(AT)")
 
 E2E = VETBOT_REQUIRE_CHROMIUM=1 $(VENV)/bin/pytest -q -m e2e tests
 CORE_TEST = $(VENV)/bin/rasa test core --stories tests/stories --model models \

@@ -15,13 +15,18 @@ from bot.services import benefits, veterans
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 
+def now() -> dt.datetime:
+    """Beijing time now (a function, so that tests can fix the clock)."""
+    return dt.datetime.now(LOCAL)
+
+
 class ActionQueryMyBenefits(Action):
     def name(self) -> Text:
         return "action_query_my_benefits"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        today = dt.datetime.now(LOCAL).date()
+        today = now().date()
         with resources.open_session() as session:
             veteran = veterans.by_openid(session, tracker.sender_id)
             if veteran is None:

@@ -1,10 +1,11 @@
-"""query_my_benefits from real records, and the once-per-conversation privacy notice."""
+"""query_my_benefits from real records (fixed clock), and the once-per-conversation privacy notice."""
 
 import datetime as dt
 
 import pytest
 from sqlalchemy import insert
 
+from actions import benefits as benefit_actions
 from actions import resources
 from actions.benefits import ActionQueryMyBenefits
 from actions.privacy import ActionPrivacyNotice
@@ -12,19 +13,22 @@ from bot.db.models import WechatBinding, utcnow
 from bot.db.session import make_engine, make_session_factory, session_scope
 from bot.pii import PiiVault
 from bot.seed import ensure_demo_veteran
-from bot.services.stations import load_stations
+from bot.services.stations import SHANGHAI, load_stations
 from bot.settings import PROJECT_ROOT, Settings
 from tests.conftest import TEST_SECRET, make_tracker, user_event
 
+TUESDAY_10AM = dt.datetime(2026, 12, 8, 10, 0, tzinfo=SHANGHAI)
+
 
 @pytest.fixture
-def records(sqlite_url, tmp_path):
+def records(sqlite_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(benefit_actions, "now", lambda: TUESDAY_10AM)
     engine = make_engine(sqlite_url)
     factory = make_session_factory(engine)
     vault = PiiVault(TEST_SECRET)
     with session_scope(factory) as session:
         load_stations(session, PROJECT_ROOT / "data" / "stations.yml")
-    demo_id = ensure_demo_veteran(factory, vault, dt.date.today())
+    demo_id = ensure_demo_veteran(factory, vault, TUESDAY_10AM.date())
     resources.use(Settings.from_env({"VETBOT_DATABASE_URL": sqlite_url, "VETBOT_VAR_DIR": str(tmp_path),
                                      "VETBOT_SECRET_KEY": TEST_SECRET}), factory, vault)
     yield {"factory": factory, "demo_id": demo_id}
@@ -47,7 +51,7 @@ async def test_bound_user_gets_their_own_records(records, dispatcher):
     [message] = dispatcher.messages
     text = message["text"]
     assert text.startswith("张*军您好")
-    assert "优待证：制卡中" in text and "帮扶援助申请（BFDEMO0000001）：审核中" in text
+    assert "优待证：制卡中（12月2日）" in text and "帮扶援助申请（BFDEMO0000001）：审核中（11月30日）" in text
     assert "残疾军人（十级）" in text
     assert text.endswith("咨询电话：021-12345678")
     assert "张建军" not in text  # the full name is not repeated back into chat

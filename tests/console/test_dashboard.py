@@ -1,6 +1,8 @@
 """数据看板 through the real app (create_app + setup_console), on SQLite and PostgreSQL:
 each role opens it, the charts carry the figures, trainers see no case figures, a
-station sees its own area's, and an unknown period falls back to 7 days."""
+station sees its own area's, and an unknown period falls back to 7 days. The
+dashboard's clock is fixed (bot.console.dashboard.now_utc), so "today" does not
+depend on when the tests run."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+import bot.console.dashboard as pages
 from bot.console.charts import bar_chart, hbar_chart, nice_ceiling
 from bot.console.dashboard import duration
 from bot.db.session import session_scope
@@ -23,7 +26,7 @@ from bot.services.stations import SHANGHAI
 from tests.console.helpers import build_console_app, make_settings, sign_in
 from tests.conftest import station_id as station
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 8, 15, 0, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)  # a Tuesday afternoon
 MINUTE = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
 
@@ -78,6 +81,7 @@ def case_data(accounts, vault):
 @pytest.fixture
 async def dashboard_client(aiohttp_server, aiohttp_client, database_url, tmp_path, accounts, vault, monkeypatch):
     monkeypatch.delenv("VETBOT_TRACKER_URL", raising=False)
+    monkeypatch.setattr(pages, "now_utc", lambda: NOW)
     tracker = tmp_path / "tracker.db"
     settings = make_settings(database_url, tmp_path, VETBOT_TRACKER_DB=str(tracker))
     server = await aiohttp_server(build_console_app(settings, accounts, vault), access_log_class=PathOnlyAccessLogger)
@@ -113,8 +117,8 @@ async def test_admin_sees_the_charts_with_the_figures(dashboard_client, case_dat
     # Messages per day: the figures in the bars' titles and in the table.
     today = beijing_day(NOW)
     assert (figure(html, "用户消息"), figure(html, "会话")) == ("4", "3")  # today: u1 and u2; earlier: u2
-    if beijing_day(TODAY_1) == today:  # (not in the first half hour after a Beijing midnight)
-        assert re.search(rf"<title>{today}（周.）：用户消息3条，会话2个</title>", html)
+    assert beijing_day(TODAY_1) == today
+    assert re.search(rf"<title>{today}（周二）：用户消息3条，会话2个</title>", html)
     assert re.search(rf"<title>{beijing_day(EARLIER)}（周.）：用户消息1条，会话1个</title>", html)
     # Top intents with their Chinese names, counts and shares.
     assert "<title>打招呼：2条（50.0%）</title>" in html

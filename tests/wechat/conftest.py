@@ -88,8 +88,14 @@ def redis_server():
     """A throwaway redis-server on a free local port, without persistence, for the whole run.
 
     Skipped when Debian's redis-server is not installed; VETBOT_REQUIRE_REDIS=1
-    turns the skip into a failure (for CI that installs it).
+    turns the skip into a failure (for CI that installs it). VETBOT_TEST_REDIS_URL
+    names a server already running instead: scripts/test-clock.sh starts one outside
+    faketime, under which redis-server does not start.
     """
+    given = os.environ.get("VETBOT_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server not installed (Debian package redis-server); Redis backends not tested"
