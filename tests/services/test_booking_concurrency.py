@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import event, func, select
 
 from bot.db.models import Appointment, Outbox, Slot, Station
+from bot.db import session as session_module
 from bot.db.session import make_engine, make_session_factory, session_scope
 from bot.services import appointments as ap
 from bot.services.appointments import BookingStatus
@@ -41,7 +42,13 @@ def _engine(url: str, **extra):
 
 
 @pytest.fixture
-def racing(database_url, tmp_path):
+def racing(database_url, tmp_path, monkeypatch):
+    # These tests are about what the database lets through, not about how fast two
+    # cores switch between 200 threads. Under faketime (make test-clock) every switch
+    # of Python's GIL goes through libfaketime and the same race takes 20 times as
+    # long (59 s instead of 3 s), so SQLite's writers are let wait for the lock as
+    # long as it takes; test_sqlite_bookings_wait_for_a_locked_database tests the wait.
+    monkeypatch.setattr(session_module, "SQLITE_LOCK_WAIT", 600.0)
     engine = _engine(database_url)
     factory = make_session_factory(engine)
     services = tmp_path / "services.yml"
