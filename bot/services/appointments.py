@@ -834,7 +834,8 @@ def _in_part(slot: SlotView, part: Optional[str]) -> bool:
 def _alternatives(session: Session, offer: _Offer, day: Optional[dt.date], latest_day: Optional[dt.date],
                   start: Optional[dt.datetime], part: Optional[str], now: dt.datetime,
                   limit: int) -> Tuple[List[SlotView], bool]:
-    """(the slots, whether they are inside what was asked)."""
+    """(the slots, whether they are inside what was asked). The nearest to what was
+    asked are chosen and listed in time order, earliest first."""
     if part is not None and part not in PARTS_OF_DAY:
         raise ValueError(f"unknown part of day {part!r} (one of {', '.join(PARTS_OF_DAY)})")
     today = local_time(now).date()
@@ -852,7 +853,7 @@ def _alternatives(session: Session, offer: _Offer, day: Optional[dt.date], lates
             moment = slot.start.replace(year=start.year, month=start.month, day=start.day)
             return days, abs((moment - start).total_seconds()), slot.start
 
-        return sorted(everything, key=distance)[:limit], False
+        return sorted(sorted(everything, key=distance)[:limit], key=lambda s: s.start), False
 
     first = day or today
     last = max(latest_day or first, first)
@@ -865,7 +866,7 @@ def _alternatives(session: Session, offer: _Offer, day: Optional[dt.date], lates
     if chosen:
         return sorted(chosen, key=lambda s: s.start), False
     before = [s for s in everything if s.start.date() < first]
-    return list(reversed(before))[:limit], False
+    return sorted(list(reversed(before))[:limit], key=lambda s: s.start), False
 
 
 @dataclass(frozen=True)

@@ -373,18 +373,24 @@ def test_alternatives_to_a_full_slot_are_the_closest_on_the_same_day(loaded):
 
 def test_alternatives_to_a_time_outside_the_hours(loaded):
     found = alternatives(loaded, "JD", "report_in", start=at(2026, 12, 3, 12))
-    assert starts(found) == ["11:00", "10:30", "13:30"]  # 60, 90 and 90 minutes away
+    assert starts(found) == ["10:30", "11:00", "13:30"]  # the nearest (90, 60, 90 minutes away), in time order
     assert {s.start.date() for s in found} == {THURSDAY}
     assert starts(alternatives(loaded, "JD", "report_in", start=at(2026, 12, 3, 9, 10), limit=1)) == ["09:00"]
 
 
 def test_alternatives_to_a_closed_day_are_the_nearest_open_times(loaded):
     found = alternatives(loaded, "JD-AT", "report_in", start=at(2026, 12, 10, 10))  # 站点装修
-    assert [(s.start.date(), s.start.strftime("%H:%M")) for s in found] == [
-        (dt.date(2026, 12, 9), "10:00"), (dt.date(2026, 12, 11), "10:00"), (dt.date(2026, 12, 9), "09:30")]
+    assert [(s.start.date(), s.start.strftime("%H:%M")) for s in found] == [  # the nearest, in time order
+        (dt.date(2026, 12, 9), "09:30"), (dt.date(2026, 12, 9), "10:00"), (dt.date(2026, 12, 11), "10:00")]
     holiday = alternatives(loaded, "JD", "report_in", now=at(2026, 9, 28, 8), start=at(2026, 10, 5, 14), limit=2)
     assert [(s.start.date(), s.start.strftime("%H:%M")) for s in holiday] == [
-        (dt.date(2026, 10, 8), "14:00"), (dt.date(2026, 10, 8), "13:30")]
+        (dt.date(2026, 10, 8), "13:30"), (dt.date(2026, 10, 8), "14:00")]
+
+
+def test_alternatives_to_a_day_past_the_window_are_its_last_times_earliest_first(loaded):
+    found = alternatives(loaded, "JD", "report_in", day=dt.date(2027, 2, 1))  # the window ends 2026-12-30
+    assert len(found) == 3 and all(s.start.date() <= dt.date(2026, 12, 30) for s in found)
+    assert [s.start for s in found] == sorted(s.start for s in found)
 
 
 def test_alternatives_for_a_part_of_a_day(loaded):
@@ -664,7 +670,7 @@ def test_check_request_for_a_time_that_cannot_be_had(loaded):
     found = request(loaded, "JD", "report_in", THURSDAY, THURSDAY, dt.time(12))
     assert found.exact is None and found.availability.reason == "outside_hours"
     assert found.problem.startswith("12:00不在办公时间内")
-    assert starts(found.alternatives) == ["11:00", "10:30", "13:30"]
+    assert starts(found.alternatives) == ["10:30", "11:00", "13:30"]
 
 
 def test_check_request_for_a_bare_time_already_past_means_tomorrow(loaded):
