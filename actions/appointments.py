@@ -36,7 +36,8 @@ MAX_SUGGESTIONS = 3
 AFFIRM_WORDS = ("确认", "是的", "是", "对", "好", "好的", "可以", "行", "没问题", "嗯", "确定")
 DENY_WORDS = ("不", "否", "算了", "不用", "不要", "取消", "不对", "先不")
 # At the summary: the user wants another time, not to drop the booking.
-CHANGE_TIME = re.compile(r"(改|换|调|变)(个|一下|一个)?(时间|日子|天|时段)|时间不对|(换|改)(到|成)")
+CHANGE_TIME = re.compile(r"(改|换|调|变)(个|一下|一个)?(时间|日子|天|时段)|时间不对|(换|改)(到|成)"
+                         r"|^(我要)?改(约|一下)|重新(约|选)")
 
 
 def now() -> dt.datetime:
@@ -106,6 +107,20 @@ def names_a_time(tracker: Tracker) -> bool:
     return not is_bare_choice(text) and parse_when(text, now()) is not None
 
 
+# Intents a message can be read as and still be the answer to "what time" ("下午有吗"
+# read as a policy question or a greeting, "换成下周二" as moving a booking).
+TIME_IN_PASSING = ("faq", "greet", "help", "bot_challenge", "goodbye", "thank", "reschedule_appointment")
+
+
+def time_said_in_passing(tracker: Tracker) -> Dict[Text, Any]:
+    """At the time question (or the list of free times): a message that names a time
+    is the answer, whatever intent the NLU gave it; the slot mappings only take the
+    intents that mean "here is what I want"."""
+    if tracker.get_slot("requested_slot") != "appointment_time" or _intent(tracker) not in TIME_IN_PASSING:
+        return {}
+    return {"appointment_time": _text(tracker)} if names_a_time(tracker) else {}
+
+
 async def pending_time(tracker: Tracker, where) -> Dict[Text, Any]:
     """A time said before the form could check it (before the station, or before
     the booking to move was known), checked now that it can be."""
@@ -136,6 +151,10 @@ class ValidateAppointmentForm(FormValidationAction):
         text = _text(tracker)
         found = await _in_session(lambda session: [s.name for s in network.find_by_place(session, text)])
         return {"appointment_station": found[0]} if found else {}
+
+    async def extract_appointment_time(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                       domain: DomainDict) -> Dict[Text, Any]:
+        return time_said_in_passing(tracker)
 
     def _where(self, tracker: Tracker):
         return lambda session: (_station_id(session, tracker.get_slot("appointment_station")),
@@ -275,8 +294,12 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
         request = parse_when(str(value or ""), current)
         if request is None:
             return None
-        return booking.check_request(session, station_id, service_code, request.day, request.latest_day,
-                             request.start, request.part, current)
+        day, latest_day = request.day, request.latest_day
+        if day is None and options and from_message:
+            # "下午有吗", "三点呢" at the list of free times: the day of that list.
+            day = latest_day = network.local_time(dt.datetime.fromisoformat(str(options[0]))).date()
+        return booking.check_request(session, station_id, service_code, day, latest_day,
+                                     request.start, request.part, current)
 
     result = await _in_session(work)
     if result is None:
@@ -353,6 +376,13 @@ class ActionAskAppointmentStation(Action):
         return []
 
 
+def example_date() -> str:
+    """A date to show as an example of the answer: ten days ahead, inside the booking
+    window (a fixed "12月5号" read as next year's once it had passed)."""
+    day = now().date() + dt.timedelta(days=10)
+    return f"{day.month}月{day.day}号"
+
+
 class ActionAskAppointmentTime(Action):
     def name(self) -> Text:
         return "action_ask_appointment_time"
@@ -374,7 +404,7 @@ class ActionAskAppointmentTime(Action):
         elif problem:
             dispatcher.utter_message(text=problem + "请换一个时间，例如“明天上午”“下周三下午两点”。")
         else:
-            dispatcher.utter_message(text="请问您想约哪天、什么时间？例如“明天上午”“下周三下午两点”“12月5号”。")
+            dispatcher.utter_message(text=f"请问您想约哪天、什么时间？例如“明天上午”“下周三下午两点”“{example_date()}”。")
         return []
 
 
@@ -449,7 +479,9 @@ class ActionResetBooking(Action):
                   domain: DomainDict) -> List[EventType]:
         stopped = next((e.get("name") for e in reversed(tracker.events)
                         if e.get("event") == "active_loop" and e.get("name")), None)
-        if stopped in ("reschedule_form", "cancel_form"):
+        if stopped == "appointment_form" and _intent(tracker) in ("reschedule_appointment", "cancel_appointment"):
+            dispatcher.utter_message(response="utter_booking_set_aside")  # and on to the other form
+        elif stopped in ("reschedule_form", "cancel_form"):
             dispatcher.utter_message(response="utter_cancel_not_confirmed")  # 好的，预约保持不变。
         else:
             dispatcher.utter_message(response="utter_booking_stopped")
@@ -547,6 +579,10 @@ class ValidateCancelForm(_TargetValidation, FormValidationAction):
 class ValidateRescheduleForm(_TargetValidation, FormValidationAction):
     def name(self) -> Text:
         return "validate_reschedule_form"
+
+    async def extract_appointment_time(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                       domain: DomainDict) -> Dict[Text, Any]:
+        return time_said_in_passing(tracker)
 
     async def validate_appointment_time(self, value: Any, dispatcher: CollectingDispatcher,
                                         tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -711,6 +711,7 @@ class Availability:
     slot: Optional[SlotView] = None  # the slot asked for, when there is one
     last_day: Optional[dt.date] = None  # the last bookable day
     lead_minutes: int = 0
+    today: Optional[dt.date] = None  # Beijing date when it was checked
 
     @property
     def ok(self) -> bool:
@@ -723,7 +724,7 @@ def _check(session: Session, offer: _Offer, start: dt.datetime, now: dt.datetime
     earliest, horizon = _window(offer, now)
     day = start.date()
     base = dict(start=start, station_name=offer.station.name, service_name=offer.service.name,
-                last_day=horizon, lead_minutes=offer.service.lead_minutes)
+                last_day=horizon, lead_minutes=offer.service.lead_minutes, today=local_time(now).date())
     if offer.capacity is None:
         return Availability(NOT_OFFERED, **base)
     if start < local_time(now):
@@ -781,7 +782,7 @@ def explain(availability: Availability) -> str:
     if a.reason == TOO_SOON:
         return f"{when}{clock}离现在不足{a.lead_minutes}分钟，来不及预约了，请选稍晚的时间。"
     if a.reason == TOO_FAR:
-        return f"目前只能预约到{format_day(a.last_day)}，{when}还不能预约。"
+        return _past_the_window(a.start.date(), a.start.date(), a.today or a.last_day, a.last_day)
     if a.reason == CLOSED_DAY:
         if a.closed_because == "unknown":
             return unknown_schedule(a.start.date())
@@ -899,6 +900,36 @@ def _span(first: dt.date, last: dt.date, part: Optional[str]) -> str:
     return days + (part or "")
 
 
+def _dated(day: dt.date, today: dt.date) -> str:
+    """``12月5日（周日）``, with the year when it is not this year's."""
+    return format_day(day) if day.year == today.year else f"{day.year}年{format_day(day)}"
+
+
+def _past_the_window(first: dt.date, last: dt.date, today: dt.date, horizon: dt.date) -> str:
+    """A day after the last bookable one. "12月5号" said on 7 December reads as next
+    year's: say so with the year, and say this year's is over (when it was this past
+    month), for that is more likely what was meant. Days whose holiday schedule is not published are not bookable, so
+    the reach stops before them (and the reason is given)."""
+    reach = horizon
+    while reach >= today and not schedule_known(reach):
+        reach -= dt.timedelta(days=1)
+    asked = _dated(first, today) if first == last else f"{_dated(first, today)}至{_dated(last, today)}"
+    said = ""
+    if first.year > today.year:
+        try:
+            this_year = first.replace(year=today.year)
+        except ValueError:  # 2月29日
+            this_year = None
+        if this_year is not None and today - dt.timedelta(days=31) <= this_year < today:  # a slip, not next year
+            said = f"今年的{this_year.month}月{this_year.day}日已经过去了。"
+    if reach < today:
+        return said + unknown_schedule(today, horizon)
+    text = f"{said}目前只能预约到{_dated(reach, today)}，{asked}还不能预约。"
+    if reach < horizon:
+        text += f"{full_date(reach + dt.timedelta(days=1))}起的节假日安排尚未公布。"
+    return text
+
+
 def _range_problem(offer: _Offer, first: dt.date, last: dt.date, part: Optional[str], now: dt.datetime) -> str:
     """Why nothing is free on the days asked."""
     today = local_time(now).date()
@@ -908,7 +939,7 @@ def _range_problem(offer: _Offer, first: dt.date, last: dt.date, part: Optional[
     if last < today:
         return f"{_span(first, last, None)}已经过去了。"
     if first > horizon:
-        return f"目前只能预约到{format_day(horizon)}，{_span(first, last, None)}还不能预约。"
+        return _past_the_window(first, last, today, horizon)
     if first == last:
         periods = booking_hours(offer.station, first)
         if not periods:
@@ -1669,8 +1700,10 @@ def _summary(service_name_: str, station_name: str, address: str, start: dt.date
     if len(materials) == 1:
         lines.append(f"请携带：{materials[0]}")
     elif materials:
+        # Bullets, not numbers: the summary ends in a numbered question (确认/不了) and
+        # "我的预约" numbers the bookings; a second numbered list would make "1" ambiguous.
         lines.append("请携带：")
-        lines += [f"{n}. {item}" for n, item in enumerate(materials, start=1)]
+        lines += [f"· {item}" for item in materials]
     return lines
 
 

@@ -15,8 +15,8 @@ import yaml
 from rasa_sdk import Tracker
 
 from actions import appointments as appointment_actions
-from actions.appointments import ActionAskAppointmentStation, ActionResetBooking, ValidateAppointmentForm, \
-    ValidateRescheduleForm
+from actions.appointments import ActionAskAppointmentStation, ActionAskAppointmentTime, ActionResetBooking, \
+    ValidateAppointmentForm, ValidateRescheduleForm
 from bot.db.session import session_scope
 from bot.services import appointments as booking
 from bot.services.appointments import load_services
@@ -142,8 +142,8 @@ async def test_another_time_at_the_summary_goes_back_to_the_time_instead_of_drop
     assert options and all(o.date() == dt.date(2026, 12, 1) and o.hour >= 13 for o in options)
 
 
-async def test_change_the_time_at_the_summary_asks_the_time_again(factory, dispatcher):
-    said = "时间不对，我要改时间"
+@pytest.mark.parametrize("said", ["时间不对，我要改时间", "改约", "重新选个时间"])
+async def test_change_the_time_at_the_summary_asks_the_time_again(factory, dispatcher, said):
     tracker = _turn(said, "reschedule_appointment", "appointment_form", _at_summary(),
                     {"appointment_confirmed": said})
     slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
@@ -195,3 +195,48 @@ async def test_a_service_offered_only_at_town_stations_lists_them_to_pick_by_num
     assert "办理优待证？" in message["text"] and "优待证办理？" not in message["text"]
     assert len(message["buttons"]) >= 10
     assert any(b["title"].startswith("江桥镇退役军人服务站") for b in message["buttons"])
+
+
+@pytest.mark.parametrize("said, intent, hours", [
+    ("下午有吗", "faq", range(13, 18)),      # read as a policy question
+    ("上午呢", "greet", range(9, 12)),       # read as a greeting
+    ("换成下午吧", "reschedule_appointment", range(13, 18)),
+])
+async def test_a_part_of_the_day_asked_at_the_list_means_the_listed_day(factory, dispatcher, said, intent, hours):
+    """"下午有吗" at a list of Tuesday-morning times: Tuesday afternoon's free times,
+    whatever the NLU made of the message (Rasa's own mappings take nothing from it)."""
+    offered = [dt.datetime(2026, 11, 24, h, 0, tzinfo=SHANGHAI).isoformat() for h in (9, 10, 11)]
+    known = {"appointment_service": "report_in", "appointment_station": "JD-AT",
+             "appointment_options": offered, "requested_slot": "appointment_time"}
+    tracker = _turn(said, intent, "appointment_form", known, {})
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    options = [dt.datetime.fromisoformat(o) for o in slots["appointment_options"]]
+    assert options and all(o.date() == dt.date(2026, 11, 24) and o.hour in hours for o in options)
+    assert slots["appointment_time"] is None and not slots["appointment_time_problem"]
+
+
+async def test_a_policy_question_at_the_time_question_is_left_to_the_policy_answer(factory, dispatcher):
+    known = {"appointment_service": "report_in", "appointment_station": "JD-AT", "requested_slot": "appointment_time"}
+    tracker = _turn("报到要带什么材料", "faq", "appointment_form", known, {})
+    assert await _run(ValidateAppointmentForm(), tracker, dispatcher) == {}  # the form rejects; the rule answers
+
+
+@pytest.mark.parametrize("intent", ["reschedule_appointment", "cancel_appointment"])
+async def test_moving_or_cancelling_typed_during_a_new_booking_sets_the_new_one_aside(factory, dispatcher, intent):
+    events = [{"event": "active_loop", "name": "appointment_form"}, user_event("改约", intent),
+              {"event": "active_loop", "name": None}]
+    tracker = Tracker(sender_id="test-user", slots={"appointment_service": "report_in"},
+                      latest_message=events[1]["parse_data"], events=events,
+                      paused=False, followup_action=None, active_loop={}, latest_action_name=None)
+    reset = await ActionResetBooking().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["response"] == "utter_booking_set_aside"
+    assert {"event": "slot", "name": "appointment_service", "value": None, "timestamp": None} in reset
+
+
+async def test_the_time_question_gives_an_example_date_that_can_be_booked(factory, dispatcher):
+    tracker = Tracker(sender_id="test-user", slots={"appointment_service": "report_in"}, latest_message={},
+                      events=[], paused=False, followup_action=None, active_loop={"name": "appointment_form"},
+                      latest_action_name=None)
+    await ActionAskAppointmentTime().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["text"].endswith("“12月3号”。")  # ten days after Monday 23 November, not a date gone by

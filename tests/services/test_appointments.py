@@ -611,8 +611,8 @@ def test_describe_appointment(loaded):
         "地点：安亭镇退役军人服务站（上海市嘉定区安亭镇墨玉南路1018号（安亭镇社区事务受理服务中心内））",
         "时间：12月3日（周四）14:10—14:30",
         "请携带：",
-        "1. 本人居民身份证",
-        "2. 近期免冠证件照（电子照片由工作人员现场采集的可不带）",
+        "· 本人居民身份证",
+        "· 近期免冠证件照（电子照片由工作人员现场采集的可不带）",
         f"预约码：{view.code}",
         f"咨询电话：{view.station_phone}",
         "温馨提示：申领前须已完成退役军人信息采集；具体办理要求以当地规定为准。",
@@ -692,13 +692,27 @@ def test_check_request_for_a_day_or_part_offers_its_earliest_slots(loaded):
     (dict(day=dt.date(2026, 12, 5), part="下午"), "12月5日（周六）下午不办公，当天办公时间是9:00—11:30。"),
     (dict(day=dt.date(2026, 12, 6)), "12月6日（周日）嘉定区退役军人服务中心不办公。"),
     (dict(day=dt.date(2026, 12, 3), part="晚上"), "12月3日（周四）晚上不办公，当天办公时间是9:00—11:30，13:30—17:00。"),
-    (dict(day=dt.date(2027, 1, 8)), "目前只能预约到12月30日（周三），1月8日（周五）还不能预约。"),
+    (dict(day=dt.date(2027, 1, 8)), "目前只能预约到12月30日（周三），2027年1月8日（周五）还不能预约。"),
     (dict(day=dt.date(2026, 12, 7), latest_day=dt.date(2026, 12, 6)), None),  # a backwards range: its first day
 ])
 def test_check_request_says_why_a_day_has_nothing(loaded, asked, problem):
     found = request(loaded, "JD", "report_in", **asked)
     assert found.problem == problem
     assert found.alternatives
+
+
+def test_a_date_said_after_this_years_has_passed_is_named_with_its_year(loaded):
+    """"12月5号" on 7 December means next year's to the parser; the bot says which
+    year it read, that this year's is over, and where the bookable days end: the
+    window reaches 6 January 2027, whose holidays are not published (a data file
+    leaves 2027 empty here), so the last bookable day is 31 December."""
+    december_7 = at(2026, 12, 7, 22)
+    found = request(loaded, "JD", "report_in", dt.date(2027, 12, 5), now=december_7)
+    assert found.problem == ("今年的12月5日已经过去了。目前只能预约到12月31日（周四），2027年12月5日（周日）还不能预约。"
+                             "2027年1月1日起的节假日安排尚未公布。")
+    exact = check(loaded, "JD", "report_in", at(2027, 12, 5, 9), december_7)
+    assert ap.explain(exact).startswith("今年的12月5日已经过去了。目前只能预约到12月31日（周四），")
+
 
 
 def test_check_request_over_golden_week_offers_the_days_after(loaded):
@@ -734,7 +748,8 @@ def test_what_the_chat_says(loaded):
         summary = ap.describe_request(session, sid(session, "JD"), "report_in", at(2026, 12, 3, 9))
     assert summary.splitlines()[:3] == ["服务：退役报到", "地点：嘉定区退役军人服务中心（上海市嘉定区博乐路118号）",
                                         "时间：12月3日（周四）9:00—9:30"]
-    assert "预约码" not in summary and "1. 本人居民身份证" in summary
+    assert "预约码" not in summary and "\n· 本人居民身份证\n" in summary
+    assert not re.search(r"^\d+\. ", summary, re.M)  # no numbered list inside the summary
     booked = book(loaded, "o-1", "JD", "report_in", at(2026, 12, 3, 9))
     assert ap.short_description(booked.appointment) == "12月3日（周四）9:00 退役报到（嘉定区退役军人服务中心）"
     reply = ap.booking_reply(booked, "12345")
