@@ -324,6 +324,11 @@ class ActionAskAppointmentService(Action):
         return []
 
 
+def doing(service_name: str) -> str:
+    """办理退役报到, 办理优待证 (not 办理优待证办理)."""
+    return "办理" + (service_name[: -len("办理")] if service_name.endswith("办理") else service_name)
+
+
 class ActionAskAppointmentStation(Action):
     """Suggests the bound veteran's own station, or the nearest to a shared location."""
 
@@ -339,8 +344,10 @@ class ActionAskAppointmentStation(Action):
         def work(session):
             offering = booking.stations_offering(session, service_code)
             offering_ids = {s.id for s in offering}
+            service_name = booking.service_name(session, service_code)
             suggestions: List[Station] = []
-            lead = ""
+            leads: List[str] = []
+            away: Dict[int, float] = {}  # station id → km from the shared location
             veteran = veterans.by_openid(session, openid)
             if veteran is not None:
                 home = veteran.station or network.for_community(session, veteran.street, veteran.community)
@@ -348,28 +355,41 @@ class ActionAskAppointmentStation(Action):
                     home = home.parent
                 if home is not None:
                     suggestions.append(home)
-                    lead = f"按您登记的户籍地，建议到{home.name}办理。"
+                    leads.append(f"按您登记的户籍地，建议到{home.name}办理。")
             if latitude is not None and longitude is not None:
-                for station, distance in network.nearest(session, float(latitude), float(longitude), limit=20):
-                    if station.id in offering_ids and station not in suggestions:
-                        suggestions.append(station)
-                        lead = lead or f"离您最近的是{station.name}（约{distance:.1f}公里）。"
+                closest = network.nearest(session, float(latitude), float(longitude), limit=len(offering) + 200)
+                away = {station.id: km for station, km in closest}
+                nearest_offering = next(((s, km) for s, km in closest if s.id in offering_ids), None)
+                if nearest_offering is not None:
+                    station, km = nearest_offering
+                    nearest_any, km_any = closest[0]
+                    if nearest_any.id != station.id:
+                        # The station nearest to the user does not do this: say so, and which
+                        # is the nearest that does, rather than silently suggest one farther away.
+                        leads.append(f"离您最近的{nearest_any.name}（约{km_any:.1f}公里）不能预约{doing(service_name)}；"
+                                     f"可以办理的服务站中，离您最近的是{station.name}（约{km:.1f}公里）。")
+                    elif suggestions and suggestions[0].id == station.id:
+                        leads[-1] = leads[-1].rstrip("。") + f"（离您约{km:.1f}公里）。"
+                    else:
+                        leads.append(f"离您最近的是{station.name}（约{km:.1f}公里）。")
+                for station, _km in closest:
                     if len(suggestions) >= MAX_SUGGESTIONS:
                         break
+                    if station.id in offering_ids and station not in suggestions:
+                        suggestions.append(station)
             district = next((s for s in offering if s.tier == "district"), None)
             if district is not None and district not in suggestions:
                 suggestions.append(district)
-            listed = [(s.name, s.address) for s in suggestions[:MAX_SUGGESTIONS]]
-            if not listed:
+            chosen = suggestions[:MAX_SUGGESTIONS]
+            if not chosen:
                 # Offered at the towns' stations only: list those to pick from by number.
-                listed = [(s.name, s.address) for s in offering if s.tier == "street"]
-            return lead, listed, booking.service_name(session, service_code)
+                chosen = [s for s in offering if s.tier == "street"]
+            listed = [(s.name, (f"约{away[s.id]:.1f}公里，" if s.id in away else "") + s.address) for s in chosen]
+            return "".join(leads), listed, service_name
 
         lead, suggestions, service_name = await _in_session(work)
-        # 办理退役报到, 办理优待证 (not 办理优待证办理)
-        doing = "办理" + (service_name[: -len("办理")] if service_name.endswith("办理") else service_name)
         text = (lead + "\n" if lead else "") + (
-            f"请问您想到哪个服务站{doing}？可以回复数字，也可以直接输入街道（镇）或社区名称：")
+            f"请问您想到哪个服务站{doing(service_name)}？可以回复数字，也可以直接输入街道（镇）或社区名称：")
         buttons = [{"title": f"{name}（{address}）", "payload": f'/inform{{"station": "{name}"}}'}
                    for name, address in suggestions]
         dispatcher.utter_message(text=text, buttons=buttons)

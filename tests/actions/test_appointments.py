@@ -263,3 +263,43 @@ async def test_station_question_suggests_the_nearest_to_a_shared_location(factor
     assert message["text"].startswith(f"离您最近的是{nanxiang.name}（约0.")
     assert message["buttons"][0]["title"].startswith(nanxiang.name)
     assert len(message["buttons"]) == 3  # the three nearest that offer 退役报到
+
+
+def _station(factory, code):
+    with session_scope(factory) as session:
+        from bot.db.models import Station
+        from sqlalchemy import select
+
+        station = session.execute(select(Station).where(Station.code == code)).scalar_one()
+        return station.name, station.latitude, station.longitude
+
+
+async def test_a_nearer_station_that_does_not_offer_the_service_is_named_not_skipped(factory, dispatcher):
+    # Next to 方泰社区's station, which does not issue 优待证 (the towns' stations do).
+    fangtai, latitude, longitude = _station(factory, "JD-AT-FT")
+    tracker = make_tracker([], slots={"appointment_service": "preferential_card", "latitude": latitude + 0.001,
+                                      "longitude": longitude})
+    await ActionAskAppointmentStation().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    first = message["buttons"][0]["title"]
+    town = first.split("（")[0]
+    assert message["text"].startswith(f"离您最近的{fangtai}（约0.1公里）不能预约办理优待证；"
+                                      f"可以办理的服务站中，离您最近的是{town}（约")
+    assert "不办理优待证办理" not in message["text"]
+    # Every suggestion says how far it is, nearest first.
+    distances = [float(b["title"].split("（约")[1].split("公里")[0]) for b in message["buttons"]]
+    assert distances == sorted(distances) and len(distances) == 3
+
+
+async def test_the_home_station_and_a_nearer_one_to_the_shared_location_are_both_named(factory, dispatcher, vault):
+    from tests.actions.test_stations import bind_veteran
+
+    bind_veteran(factory, vault, "test-user", "安亭镇", None, station_code="JD-AT")
+    nanxiang, latitude, longitude = _station(factory, "JD-NX")
+    tracker = make_tracker([], slots={"appointment_service": "preferential_card", "latitude": latitude,
+                                      "longitude": longitude})
+    await ActionAskAppointmentStation().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["text"].startswith(f"按您登记的户籍地，建议到安亭镇退役军人服务站办理。离您最近的是{nanxiang}（约0.0公里）。")
+    titles = [b["title"] for b in message["buttons"]]
+    assert titles[0].startswith("安亭镇退役军人服务站（约") and titles[1].startswith(f"{nanxiang}（约0.0公里，")
