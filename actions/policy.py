@@ -7,6 +7,9 @@ answers the same responses (``utter_faq/<topic>`` from domain/faq/), remembers t
 topic in the slot ``last_policy_topic``, and answers a short follow-up that names no
 policy subject of its own ("那…呢", "需要带什么", "在哪办", "多少钱") with the
 topic before it.
+
+A long message that asks about several topics (``policy_topics`` in the parse data,
+bot/nlu/several.py) gets the first answered and the others offered by number.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.labels import intent_label
 from bot.settings import PROJECT_ROOT
 from bot.text import normalize
 
@@ -74,4 +78,12 @@ class ActionAnswerPolicy(Action):
             dispatcher.utter_message(response="utter_ask_rephrase")
             return []
         dispatcher.utter_message(response=f"utter_{topic}")
+        others = [t["intent_response_key"] for t in message.get("policy_topics") or []
+                  if t.get("intent_response_key") and t["intent_response_key"] != topic]
+        if others:
+            # A long message that asked several things: the rest, to read by number,
+            # and a person for whatever was not understood.
+            dispatcher.utter_message(
+                text="您的留言还问到了下面几件事，请回复数字查看；其他问题可回复“转人工”，由工作人员答复：",
+                buttons=[{"title": intent_label(key), "payload": f"/{key}"} for key in others])  # faq/<topic>
         return [SlotSet("last_policy_topic", topic)]

@@ -128,3 +128,41 @@ def test_empty_text_is_not_an_error(tmp_path, text):
     classifier = _train(LinearIntentClassifier, tmp_path, "empty")[0]
     (message,) = classifier.process([Message(data={"text": text})])
     assert message.get("intent")["name"] in EXAMPLES
+
+
+LONG_TWO_QUESTIONS = ("同志您好，我是前年从部队回来的，一直在外地打工，最近才回到嘉定。"
+                      "第一，我想问一下优待证到底怎么申请？第二，退役以后多少天之内要去报到，现在去还来得及吗？"
+                      "麻烦帮我看看，谢谢。")
+
+
+def test_a_long_message_with_several_questions_gets_the_topic_of_each(tmp_path):
+    selector = _train(LinearResponseSelector, tmp_path, "faq")[0]
+    (message,) = selector.process([_message(LONG_TWO_QUESTIONS)])
+    topics = message.get("policy_topics")
+    assert [t["intent_response_key"] for t in topics] == ["faq/preferential_card", "faq/report_in"]
+    assert topics[0]["text"].startswith("第一") and all(t["confidence"] >= 0.6 for t in topics)
+    # A short message, or a long one that asks one thing, has none.
+    (short,) = selector.process([_message("优待证怎么申请？报到要带什么材料？")])
+    assert short.get("policy_topics") is None
+    (one,) = selector.process([_message("同志您好，我是前年从部队回来的，一直在外地打工，最近才回到嘉定，"
+                                        "家里人让我问问，优待证到底怎么申请？麻烦帮我看看，谢谢。")])
+    assert one.get("policy_topics") is None
+
+
+@pytest.mark.parametrize("intent, becomes", [("nlu_fallback", "faq"), ("greet", "faq"),
+                                             ("add_complaint", "add_complaint"), ("book_appointment", "book_appointment")])
+def test_several_policy_questions_make_a_policy_question_unless_something_is_to_be_done(intent, becomes):
+    from bot.nlu.several import SeveralQuestions
+
+    message = Message(data={"text": LONG_TWO_QUESTIONS, "intent": {"name": intent, "confidence": 0.4},
+                            "intent_ranking": [{"name": intent, "confidence": 0.4}],
+                            "response_selector": {"faq": {"response": {"intent_response_key": "faq/report_in"}}},
+                            "policy_topics": [{"intent_response_key": "faq/preferential_card", "confidence": 0.9},
+                                              {"intent_response_key": "faq/report_in", "confidence": 0.8}]})
+    SeveralQuestions().process([message])
+    assert message.get("intent")["name"] == becomes
+    if becomes == "faq":
+        assert message.get("intent_ranking")[0] == {"name": "faq", "confidence": 1.0}
+        chosen = message.get("response_selector")["faq"]["response"]
+        assert chosen["intent_response_key"] == "faq/preferential_card"  # the first asked
+        assert chosen["utter_action"] == "utter_faq/preferential_card"

@@ -54,6 +54,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 BLOCKS = ("w", "c", "p", "r")
+POLICY_TOPICS = "policy_topics"  # the topics of a long message's several questions
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -309,6 +310,28 @@ class LinearIntentClassifier(_LinearComponent, IntentClassifier):
         return messages
 
 
+# A long message that asks several things ("第一，社保怎么接续？第二，优待证怎么办？…"):
+# its questions, one by one. A clause is a question when it ends in a question mark or
+# asks with a question word.
+_CLAUSE_END = re.compile(r"[^。！？!?；;\n]+[。！？!?；;\n]*")
+_ASKS = re.compile(r"[？?]|吗|呢|怎么|怎样|如何|能不能|能否|可不可以|是否|有没有|哪些|哪里|哪儿|什么|多少|几")
+
+
+def question_clauses(message: Message) -> List[Message]:
+    """The message's questions as messages of their own (text and the jieba tokens
+    inside each), for long messages that ask several things."""
+    text = message.get(TEXT) or ""
+    tokens = message.get(TOKENS_NAMES[TEXT]) or []
+    clauses = []
+    for match in _CLAUSE_END.finditer(text):
+        clause = match.group().strip()
+        if len(_HAN.findall(clause)) < 4 or not _ASKS.search(clause):
+            continue
+        inside = [t for t in tokens if t.start >= match.start() and t.end <= match.end()]
+        clauses.append(Message(data={TEXT: clause, TOKENS_NAMES[TEXT]: inside}))
+    return clauses
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class LinearResponseSelector(_LinearComponent):
     """The policy topic of a retrieval intent (``faq/<topic>``), in Rasa's
@@ -316,10 +339,10 @@ class LinearResponseSelector(_LinearComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {**DEFAULTS, "retrieval_intent": "faq"}
+        return {**DEFAULTS, "retrieval_intent": "faq", "several_min_chars": 60, "several_threshold": 0.6}
 
     def __init__(self, config, model_storage, resource) -> None:
-        super().__init__({"retrieval_intent": "faq", **config}, model_storage, resource)
+        super().__init__({**self.get_default_config(), **config}, model_storage, resource)
         self.responses: Dict[str, Any] = {}
         self.retrieval_intents: List[str] = []
 
@@ -376,4 +399,23 @@ class LinearResponseSelector(_LinearComponent):
                 ],
             }
             message.set("response_selector", selector, add_to_output=True)
+            topics = self._several(message)
+            if topics:
+                message.set(POLICY_TOPICS, topics, add_to_output=True)
         return messages
+
+    def _several(self, message: Message) -> List[Dict[str, Any]]:
+        """For a long message: the topics of its questions, in the order asked, when
+        there are two or more (``policy_topics``); else []."""
+        if len(message.get(TEXT) or "") < int(self.config["several_min_chars"]):
+            return []
+        clauses = question_clauses(message)
+        if len(clauses) < 2:
+            return []
+        topics: List[Dict[str, Any]] = []
+        for clause, probabilities in zip(clauses, self.model.probabilities(clauses)):
+            key, confidence = self._ranking(probabilities)[0]
+            if confidence >= float(self.config["several_threshold"]) and key not in (
+                    t["intent_response_key"] for t in topics):
+                topics.append({"intent_response_key": key, "confidence": confidence, "text": clause.get(TEXT)})
+        return topics if len(topics) >= 2 else []

@@ -37,3 +37,17 @@ async def test_a_question_with_its_own_subject_or_a_long_one_gets_its_own_topic(
 def test_follow_up_detection():
     assert is_follow_up("那需要带什么材料") and is_follow_up("什么时候发呢")
     assert not is_follow_up("光荣牌怎么申请") and not is_follow_up("你好")
+
+
+async def test_a_message_of_several_questions_gets_the_first_answered_and_the_others_offered(dispatcher):
+    topics = [{"intent_response_key": key, "confidence": 0.9} for key in
+              ("faq/insurance_continuation", "faq/preferential_card", "faq/employment_support")]
+    selector = {"faq": {"response": {"intent_response_key": "faq/insurance_continuation", "confidence": 0.9}}}
+    tracker = make_tracker([user_event("第一，社保怎么接续？第二，优待证怎么申请？第三，创业贷款怎么申请？", "faq",
+                                       response_selector=selector, policy_topics=topics)])
+    await ActionAnswerPolicy().run(dispatcher, tracker, {})
+    answer, offer = dispatcher.messages
+    assert answer["response"] == "utter_faq/insurance_continuation"
+    assert offer["text"].startswith("您的留言还问到了下面几件事，请回复数字查看；") and "转人工" in offer["text"]
+    assert offer["buttons"] == [{"title": "退役军人优待证政策", "payload": "/faq/preferential_card"},
+                                {"title": "就业创业扶持", "payload": "/faq/employment_support"}]
