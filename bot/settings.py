@@ -6,6 +6,8 @@ serve the embedded demo (SQLite, a mock WeChat API, everything on localhost).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -48,6 +50,14 @@ def _demo_secret(var_dir: Path) -> str:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(key + "\n")
         return key
+
+
+def derived_token(secret_key: str, purpose: str) -> str:
+    """A token for one internal service, derived from the secret key (HMAC-SHA256):
+    the same in every process of an installation, different for each purpose, and
+    telling nothing about the key."""
+    return hmac.new(secret_key.encode("utf-8"), f"vetbot {purpose} token".encode("utf-8"),
+                    hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -97,11 +107,22 @@ class Settings:
         """True when the gateway talks to the local mock WeChat API (`vetbot serve` starts it)."""
         return self.wechat_api_base == f"http://127.0.0.1:{self.mock_wechat_port}"
 
+    # The token Rasa sends with every call to the action server (endpoints.yml,
+    # action_endpoint.token), which refuses calls without it (rasa_sdk_plugins/).
+    # VETBOT_ACTION_TOKEN, else derived from the secret key, so that every process
+    # of one installation agrees on it without another file.
+    action_token: str = ""
+    # The interface the action server listens on (rasa-sdk's SANIC_HOST): loopback
+    # unless the action server runs on another machine.
+    action_host: str = "127.0.0.1"
+
     def process_environment(self) -> Dict[str, str]:
-        """Variables that endpoints.yml reads, for the processes we start."""
+        """Variables that endpoints.yml and the action server read, for the processes we start."""
         return {
             "VETBOT_ACTION_SERVER_URL": self.action_server_url,
             "VETBOT_TRACKER_DB": str(self.tracker_db),
+            "VETBOT_ACTION_TOKEN": self.action_token,
+            "SANIC_HOST": self.action_host,
         }
 
     @classmethod
@@ -111,6 +132,7 @@ class Settings:
         rasa_port = int(_env(env, "VETBOT_RASA_PORT", "5005"))
         action_port = int(_env(env, "VETBOT_ACTION_PORT", "5055"))
         mock_port = int(_env(env, "VETBOT_MOCK_WECHAT_PORT", "8081"))
+        secret_key = env.get("VETBOT_SECRET_KEY", "").strip() or _demo_secret(var_dir)
         return cls(
             database_url=_env(env, "VETBOT_DATABASE_URL", f"sqlite:///{var_dir / 'vetbot.db'}"),
             tracker_db=Path(_env(env, "VETBOT_TRACKER_DB", str(var_dir / "tracker.db"))),
@@ -128,7 +150,9 @@ class Settings:
             action_server_url=_env(
                 env, "VETBOT_ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"
             ),
-            secret_key=env.get("VETBOT_SECRET_KEY", "").strip() or _demo_secret(var_dir),
+            secret_key=secret_key,
+            action_token=env.get("VETBOT_ACTION_TOKEN", "").strip() or derived_token(secret_key, "action server"),
+            action_host=_env(env, "VETBOT_ACTION_HOST", "127.0.0.1"),
             # 12345 is the national 政务服务便民热线; a bureau sets its own number.
             service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),
             bureau_name=_env(env, "VETBOT_BUREAU_NAME", "区退役军人事务局"),

@@ -49,3 +49,19 @@ def test_every_domain_intent_and_faq_topic_has_a_chinese_label():
 def test_buttons_render_as_a_numbered_list():
     text = render_message({"text": "请选择：", "buttons": [{"title": "甲", "payload": "/a"}, {"title": "乙", "payload": "/b"}]})
     assert text == "请选择：\n1. 甲\n2. 乙"
+
+
+def test_the_action_server_token_is_derived_from_the_key_unless_given(tmp_path):
+    from bot.settings import derived_token
+
+    one = Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "k1"})
+    same = Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "k1"})
+    other = Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "k2"})
+    assert one.action_token == same.action_token != other.action_token
+    assert len(one.action_token) == 64 and "k1" not in one.action_token
+    assert derived_token("k1", "action server") != derived_token("k1", "rasa api")
+    given = Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "k1",
+                               "VETBOT_ACTION_TOKEN": "from-the-vault"})
+    assert given.action_token == "from-the-vault"
+    passed = one.process_environment()
+    assert passed["VETBOT_ACTION_TOKEN"] == one.action_token and passed["SANIC_HOST"] == "127.0.0.1"
