@@ -54,9 +54,14 @@ def _intent(tracker: Tracker) -> str:
 
 
 def chosen_button(tracker: Tracker) -> Dict[str, Any]:
-    """The parse data of the button the user picked by number, or {}."""
+    """The parse data of the button the user picked by number, or {}. A message that
+    names a date or time is no pick, whatever numerals it holds ("下周三上午" at the
+    station list is not station 3, "换成下周二下午3点" at the times is not option 3)."""
     buttons = buttons_offered(tracker)
-    choice = parse_choice(_text(tracker)) if buttons else None
+    text = _text(tracker)
+    if buttons and not is_bare_choice(text) and parse_when(text, now()) is not None:
+        return {}
+    choice = parse_choice(text) if buttons else None
     if not buttons or choice is None or not 1 <= choice <= len(buttons):
         return {}
     return parse_payload(buttons[choice - 1]["payload"]) or {}
@@ -115,10 +120,18 @@ TIME_IN_PASSING = ("faq", "greet", "help", "bot_challenge", "goodbye", "thank", 
 def time_said_in_passing(tracker: Tracker) -> Dict[Text, Any]:
     """At the time question (or the list of free times): a message that names a time
     is the answer, whatever intent the NLU gave it; the slot mappings only take the
-    intents that mean "here is what I want"."""
-    if tracker.get_slot("requested_slot") != "appointment_time" or _intent(tracker) not in TIME_IN_PASSING:
-        return {}
-    return {"appointment_time": _text(tracker)} if names_a_time(tracker) else {}
+    intents that mean "here is what I want". And in a whole request ("我想约这周日上午
+    去安亭办报到") a time the NLU did not mark as one is read from the text."""
+    text, intent = _text(tracker), _intent(tracker)
+    if tracker.get_slot("requested_slot") == "appointment_time" and intent in TIME_IN_PASSING:
+        return {"appointment_time": text} if names_a_time(tracker) else {}
+    marked = any(e.get("entity") == "datetime" for e in (tracker.latest_message or {}).get("entities") or [])
+    if intent in ("book_appointment", "reschedule_appointment") and not marked \
+            and not tracker.get_slot("appointment_time") and not text.startswith("/"):
+        request = parse_when(text, now())
+        if request is not None and not is_bare_choice(text):
+            return {"appointment_time": request.matched}
+    return {}
 
 
 async def pending_time(tracker: Tracker, where) -> Dict[Text, Any]:
@@ -292,6 +305,12 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
         if any(word in str(value or "") for word in ("最早", "尽快", "越快越好", "都行", "随便")):
             return booking.check_request(session, station_id, service_code, current.date(), None, None, None, current)
         request = parse_when(str(value or ""), current)
+        if from_message and request is not None:
+            # The whole message may say more than the entity the NLU cut from it
+            # ("下周二下午三点半": the entity stops at 三点).
+            whole = parse_when(text, current)
+            if whole is not None and len(whole.matched) > len(request.matched):
+                request = whole
         if request is None:
             return None
         day, latest_day = request.day, request.latest_day

@@ -240,3 +240,51 @@ async def test_the_time_question_gives_an_example_date_that_can_be_booked(factor
     await ActionAskAppointmentTime().run(dispatcher, tracker, {})
     [message] = dispatcher.messages
     assert message["text"].endswith("“12月3号”。")  # ten days after Monday 23 November, not a date gone by
+
+
+def _listed(titles):
+    return bot_event("请选择：", buttons=[{"title": t, "payload": f'/inform{{"station": "{t}"}}'} for t in titles])
+
+
+async def test_a_time_with_numerals_at_the_station_list_is_not_a_station_number(factory, dispatcher):
+    """"下周三上午" at the numbered station list: 三 is no pick of station 3."""
+    asked = {"appointment_service": "preferential_card", "requested_slot": "appointment_station"}
+    stations = ["安亭镇退役军人服务站", "嘉定工业区退役军人服务站", "华亭镇退役军人服务站"]
+    tracker = _turn("下周三上午", "inform", "appointment_form", asked,
+                    {"appointment_station": "下周三上午", "appointment_time": "下周三上午"},
+                    entities=[_datetime("下周三上午", 0)], before=[_listed(stations)])
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    assert slots["appointment_station"] is None and slots["appointment_time_wanted"] == "下周三上午"
+    # A bare number still picks.
+    tracker = _turn("3", "choose_option", "appointment_form", asked, {"appointment_station": "3"},
+                    before=[_listed(stations)])
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    assert slots["appointment_station"] == "JD-HT"
+
+
+async def test_a_time_with_a_digit_at_the_list_of_times_is_not_an_option_number(factory, dispatcher):
+    offered = [dt.datetime(2026, 11, 25, h, 0, tzinfo=SHANGHAI).isoformat() for h in (9, 10, 11)]
+    known = {"appointment_service": "report_in", "appointment_station": "JD-AT",
+             "appointment_options": offered, "requested_slot": "appointment_time"}
+    times = bot_event("以下时间可以预约：", buttons=[{"title": o, "payload": f'/inform{{"datetime": "{o}"}}'}
+                                                   for o in offered])
+    said = "换成下周二下午3点"
+    tracker = _turn(said, "inform", "appointment_form", known, {"appointment_time": said}, before=[times])
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    assert slots["appointment_time"] == dt.datetime(2026, 12, 1, 15, 0, tzinfo=SHANGHAI).isoformat()
+
+
+async def test_half_past_is_read_from_the_message_when_the_entity_stops_short(factory, dispatcher):
+    known = {"appointment_service": "report_in", "appointment_station": "JD-AT", "requested_slot": "appointment_time"}
+    tracker = _turn("下周二下午三点半", "inform", "appointment_form", known, {"appointment_time": "下周二下午三点"},
+                    entities=[_datetime("下周二下午三点", 0)])
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    assert slots["appointment_time"] == dt.datetime(2026, 12, 1, 15, 30, tzinfo=SHANGHAI).isoformat()
+
+
+async def test_a_weekday_in_a_whole_request_is_read_from_the_text_when_the_nlu_missed_it(factory, dispatcher):
+    tracker = _turn("我想约这周五上午去安亭办报到", "book_appointment", "appointment_form", {}, {})
+    slots = await _run(ValidateAppointmentForm(), tracker, dispatcher)
+    assert slots["appointment_service"] == "report_in" and slots["appointment_station"] == "JD-AT"
+    options = [dt.datetime.fromisoformat(o) for o in slots["appointment_options"]]
+    assert options and all(o.date() == dt.date(2026, 11, 27) and o.hour < 12 for o in options)

@@ -246,9 +246,6 @@ async def test_whole_booking_request_in_one_message(chat):
         assert f"时间：{offered[0].date_text}" in summary, chat.show()
 
 
-@pytest.mark.xfail(strict=True, reason="下周三上午 at the station question picks station 3 (parse_choice reads 三 "
-                                       "as a number pick): times are offered at 华亭镇 and 江桥 is then "
-                                       "'没有听懂您说的时间'")
 async def test_time_said_before_the_station_is_kept(chat):
     asked = (await chat.say("预约办优待证")).text
     assert ASK_STATION in asked, chat.show()
@@ -292,8 +289,6 @@ async def test_afternoon_asked_at_the_list_of_times(chat):
         assert all(o.date_text == first[0].date_text and o.start.hour >= 13 for o in afternoon), chat.show()
 
 
-@pytest.mark.xfail(strict=True, reason="换成下周二下午3点 at the list of times is taken as option 3 "
-                                       "(actions.appointments.chosen_button uses parse_choice on the sentence)")
 async def test_new_time_typed_at_the_list_is_a_time_not_a_number(chat):
     await _times_listed(chat)
     before = beijing_now()
@@ -304,8 +299,6 @@ async def test_new_time_typed_at_the_list_is_a_time_not_a_number(chat):
         assert mentions_any(reply, [f"时间：{day}（周二）15:00" for day in tuesday]), chat.show()
 
 
-@pytest.mark.xfail(strict=True, reason="下周二下午三点半 books 15:00: the datetime entity is 下周二下午三点 (半 "
-                                       "dropped) and the form reads the entity, not the message")
 async def test_half_past_is_kept(chat):
     assert ASK_STATION in (await chat.say("我想预约退役报到")).text, chat.show()
     assert ASK_TIME in (await chat.say("安亭镇")).text, chat.show()
@@ -319,8 +312,6 @@ async def test_half_past_is_kept(chat):
     assert "15:30" in reply and "15:00—15:30" not in reply, chat.show()
 
 
-@pytest.mark.xfail(strict=True, reason="这周日上午 in a whole booking request is not tagged as a datetime "
-                                       "entity and the form asks the time again")
 async def test_whole_request_with_a_weekday_keeps_the_time(chat):
     before = beijing_now()
     reply = (await chat.say("我想约这周日上午去安亭办报到")).text
