@@ -21,7 +21,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,23 +44,23 @@ def percentile(values: List[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def one_intake(url: str, timings: Dict[str, List[float]]) -> float:
+def one_intake(url: str, timings: Dict[str, List[float]], token: Optional[str]) -> float:
     sender = f"bench-{uuid.uuid4().hex[:12]}"
     start = time.perf_counter()
     for name, text in (("open", "我要投诉"),) + TURNS:
         began = time.perf_counter()
-        reply = "\n".join(render_messages(send(url, sender, text, timeout=120)))
+        reply = "\n".join(render_messages(send(url, sender, text, timeout=120, token=token)))
         timings.setdefault(name, []).append(time.perf_counter() - began)
     if "已登记" not in reply:
         raise RuntimeError(f"the intake did not end with a case number: {reply!r}")
     return time.perf_counter() - start
 
 
-def run(url: str, intakes: int, users: int) -> None:
+def run(url: str, intakes: int, users: int, token: Optional[str] = None) -> None:
     timings: Dict[str, List[float]] = {}
     began = time.perf_counter()
     with ThreadPoolExecutor(users) as pool:
-        totals = list(pool.map(lambda _: one_intake(url, timings), range(intakes)))
+        totals = list(pool.map(lambda _: one_intake(url, timings, token), range(intakes)))
     elapsed = time.perf_counter() - began
     print(f"\n{users} concurrent user(s), {intakes} intakes, {len(TURNS) + 1} turns each, "
           f"{intakes / elapsed * 60:.1f} intakes/min")
@@ -87,10 +87,10 @@ def main() -> None:
             run(args.url, args.intakes, users)
         return
     with tempfile.TemporaryDirectory() as var_dir, running_assistant(Path(var_dir)) as assistant:
-        run(assistant.url, 3, 1)  # warm-up, not reported separately
+        run(assistant.url, 3, 1, assistant.rasa_token)  # warm-up, not reported separately
         print("(the three warm-up intakes above are not part of the figures below)")
         for users in args.users:
-            run(assistant.url, args.intakes, users)
+            run(assistant.url, args.intakes, users, assistant.rasa_token)
 
 
 if __name__ == "__main__":

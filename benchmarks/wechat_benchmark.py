@@ -20,12 +20,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot import rasa_auth  # noqa: E402
 from bot.testing.assistant import (  # noqa: E402
     TEST_WECHAT_AES_KEY,
     TEST_WECHAT_APPID,
@@ -70,7 +71,8 @@ async def rest_conversation(session: aiohttp.ClientSession, rasa: str) -> Tuple[
     return times, 0
 
 
-async def run(kind: str, target: str, conversations: int, users: int) -> Tuple[List[float], int, float]:
+async def run(kind: str, target: str, conversations: int, users: int,
+              headers: Optional[Dict[str, str]] = None) -> Tuple[List[float], int, float]:
     queue: asyncio.Queue = asyncio.Queue()
     for _ in range(conversations):
         queue.put_nowait(None)
@@ -87,22 +89,24 @@ async def run(kind: str, target: str, conversations: int, users: int) -> Tuple[L
             deferred += missed
 
     timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+                                     headers=headers if kind == "rest" else None) as session:
         began = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(users)))
         elapsed = time.perf_counter() - began
     return times, deferred, elapsed
 
 
-async def measure(gateway: str, rasa: str, conversations: int, user_counts: List[int]) -> None:
+async def measure(gateway: str, rasa: str, conversations: int, user_counts: List[int],
+                  headers: Dict[str, str]) -> None:
     await run("wechat", gateway, 3, 1)  # warm-up
-    await run("rest", rasa, 3, 1)
+    await run("rest", rasa, 3, 1, headers)
     print(f"{len(LINES)} messages per conversation; milliseconds")
     print(f"{'users':>5} {'path':<8}{'p50':>8}{'p99':>8}{'msg/s':>8}{'late':>6}")
     for users in user_counts:
         results = {}
         for kind, target in (("rest", rasa), ("wechat", gateway)):
-            times, deferred, elapsed = await run(kind, target, max(conversations, users), users)
+            times, deferred, elapsed = await run(kind, target, max(conversations, users), users, headers)
             results[kind] = times
             print(f"{users:>5} {kind:<8}{percentile(times, 50) * 1000:>8.0f}{percentile(times, 99) * 1000:>8.0f}"
                   f"{len(times) / elapsed:>8.1f}{deferred:>6}")
@@ -117,7 +121,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 10, 50])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as var_dir, running_assistant(Path(var_dir)) as assistant:
-        asyncio.run(measure(assistant.gateway, assistant.url, args.conversations, args.users))
+        asyncio.run(measure(assistant.gateway, assistant.url, args.conversations, args.users,
+                            rasa_auth.headers(assistant.rasa_token)))
 
 
 if __name__ == "__main__":

@@ -21,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Text, Tuple
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
-from sanic import Blueprint
+from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot import resources
+from bot import rasa_auth, resources
 from bot.redaction import MARKERS, redact
 from bot.services import contacts
 
@@ -46,6 +47,7 @@ BARE_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){6,11}(?![0-9A-Za-z])")
 
 class RedactingRestInput(RestInput):
     def __init__(self) -> None:
+        self._rasa_secret: Optional[str] = None  # bot/rasa_auth.py; read on first use
         self._app = None  # the Sanic app, for its agent; set by the first request
         # Phone numbers taken out of the message being received, by sender, until the
         # handler has decided whether the bot asked for one (a few milliseconds).
@@ -103,7 +105,24 @@ class RedactingRestInput(RestInput):
             else:
                 self._awaiting.pop(message.sender_id, None)
 
-        return super().blueprint(handle)
+        blueprint = super().blueprint(handle)
+
+        @blueprint.middleware("request")
+        async def require_token(request: Request):
+            # A message here is answered as the sender it names (their records, their
+            # bookings): only the gateway and our own clients may send one.
+            if request.method == "POST" and not rasa_auth.authorised(request.headers.get("Authorization"),
+                                                                      self._secret()):
+                log.warning("REST channel call refused (no or wrong token)")
+                return response.json({"error": "unauthorised"}, status=401)
+            return None
+
+        return blueprint
+
+    def _secret(self) -> str:
+        if self._rasa_secret is None:
+            self._rasa_secret = os.environ.get("VETBOT_RASA_TOKEN", "").strip() or resources.settings().rasa_token
+        return self._rasa_secret
 
     async def _asking_for_phone(self, sender_id: Text) -> Optional[str]:
         """The purpose (bot.services.contacts.PURPOSES) when the bot has just asked this

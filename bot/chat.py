@@ -14,29 +14,37 @@ import urllib.request
 import uuid
 from typing import Any, Dict, List, Optional
 
+from bot import rasa_auth
 from bot.render import render_messages
 from bot.settings import Settings
 
 READY_TIMEOUT_SECONDS = 180
 
 
-def send(rasa_url: str, sender: str, text: str, timeout: float = 30.0) -> List[Dict[str, Any]]:
+def _token(token: Optional[str]) -> str:
+    """The Rasa token (bot/rasa_auth.py): given, else this installation's."""
+    return token or Settings.from_env().rasa_token
+
+
+def send(rasa_url: str, sender: str, text: str, timeout: float = 30.0,
+         token: Optional[str] = None) -> List[Dict[str, Any]]:
     body = json.dumps({"sender": sender, "message": text}).encode("utf-8")
     request = urllib.request.Request(
         f"{rasa_url}/webhooks/rest/webhook",
         data=body,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **rasa_auth.headers(_token(token))},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read().decode("utf-8"))
 
 
-def wait_until_ready(rasa_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+def wait_until_ready(rasa_url: str, timeout: float = READY_TIMEOUT_SECONDS, token: Optional[str] = None) -> bool:
     deadline = time.monotonic() + timeout
+    status_request = urllib.request.Request(f"{rasa_url}/status", headers=rasa_auth.headers(_token(token)))
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{rasa_url}/status", timeout=5) as response:
+            with urllib.request.urlopen(status_request, timeout=5) as response:
                 status = json.loads(response.read().decode("utf-8"))
                 if status.get("model_file"):
                     return True
@@ -71,7 +79,7 @@ def chat_wechat(openid: Optional[str] = None) -> int:
     settings = Settings.from_env()
     webhook = f"http://127.0.0.1:{settings.gateway_port}/wechat"
     print(f"正在连接荣军助手（{webhook}）…", flush=True)
-    if not wait_until_ready(settings.rasa_url):
+    if not wait_until_ready(settings.rasa_url, token=settings.rasa_token):
         print("助手没有启动：请先在另一个终端运行 `make run`。", file=sys.stderr)
         return 1
     print("已连接（模拟微信用户）。请输入您的问题，回复数字选择菜单项。\n"
@@ -110,7 +118,7 @@ def chat(sender: Optional[str] = None) -> int:
     settings = Settings.from_env()
     sender = sender or f"terminal-{uuid.uuid4().hex[:8]}"
     print(f"正在连接荣军助手（{settings.rasa_url}）…", flush=True)
-    if not wait_until_ready(settings.rasa_url):
+    if not wait_until_ready(settings.rasa_url, token=settings.rasa_token):
         print("助手没有启动：请先在另一个终端运行 `make run`。", file=sys.stderr)
         return 1
     print("已连接。请输入您的问题，回复数字选择菜单项；输入 /quit 退出。\n", flush=True)
@@ -119,7 +127,7 @@ def chat(sender: Optional[str] = None) -> int:
         if line is None:
             return 0
         try:
-            replies = send(settings.rasa_url, sender, line)
+            replies = send(settings.rasa_url, sender, line, token=settings.rasa_token)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             print(f"（系统繁忙，请稍后再试：{error}）", file=sys.stderr)
             continue

@@ -18,6 +18,7 @@ import time
 from typing import Dict, List
 
 from bot.database import prepare as prepare_database
+from bot.production import refuse_demo_settings
 from bot.settings import PROJECT_ROOT, Settings
 from bot.training import latest_model
 
@@ -38,8 +39,8 @@ def process_commands(settings: Settings) -> Dict[str, List[str]]:
             "--actions", "actions",
             "--port", str(settings.action_port),
         ],
-        "rasa": [
-            *rasa, "run",
+        "rasa": [  # Rasa's command line, with its HTTP API locked by a JWT secret (bot/rasa_server.py)
+            sys.executable, "-m", "bot.rasa_server", "run",
             "--model", "models",
             "--endpoints", "endpoints.yml",
             "--credentials", "credentials.yml",
@@ -65,6 +66,7 @@ def _stop(processes: Dict[str, subprocess.Popen]) -> None:
 
 
 def serve() -> int:
+    refuse_demo_settings("vetbot serve")  # VETBOT_ENV=production: no demo settings
     settings = Settings.from_env()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     if latest_model() is None:

@@ -112,6 +112,9 @@ class Settings:
     # VETBOT_ACTION_TOKEN, else derived from the secret key, so that every process
     # of one installation agrees on it without another file.
     action_token: str = ""
+    # The secret of the JSON Web Tokens that Rasa's HTTP API and the REST channel
+    # require (bot/rasa_auth.py): VETBOT_RASA_TOKEN, else derived from the secret key.
+    rasa_token: str = ""
     # The interface the action server listens on (rasa-sdk's SANIC_HOST): loopback
     # unless the action server runs on another machine.
     action_host: str = "127.0.0.1"
@@ -122,6 +125,7 @@ class Settings:
             "VETBOT_ACTION_SERVER_URL": self.action_server_url,
             "VETBOT_TRACKER_DB": str(self.tracker_db),
             "VETBOT_ACTION_TOKEN": self.action_token,
+            "VETBOT_RASA_TOKEN": self.rasa_token,
             "SANIC_HOST": self.action_host,
         }
 
@@ -153,6 +157,7 @@ class Settings:
             secret_key=secret_key,
             action_token=env.get("VETBOT_ACTION_TOKEN", "").strip() or derived_token(secret_key, "action server"),
             action_host=_env(env, "VETBOT_ACTION_HOST", "127.0.0.1"),
+            rasa_token=env.get("VETBOT_RASA_TOKEN", "").strip() or derived_token(secret_key, "rasa api"),
             # 12345 is the national 政务服务便民热线; a bureau sets its own number.
             service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),
             bureau_name=_env(env, "VETBOT_BUREAU_NAME", "区退役军人事务局"),

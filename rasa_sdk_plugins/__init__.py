@@ -5,6 +5,7 @@
 import pluggy
 
 from bot.action_auth import expected_token, require_token
+from bot.production import refuse_demo_settings
 
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 
@@ -16,4 +17,5 @@ class _RequireToken:
 
 
 def init_hooks(manager: pluggy.PluginManager) -> None:
+    refuse_demo_settings("action server")  # VETBOT_ENV=production: no demo settings
     manager.register(_RequireToken())

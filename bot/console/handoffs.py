@@ -166,11 +166,11 @@ async def _through_gateway(request: web.Request, step, *args: Any, **kwargs: Any
 
     app = request.app
     edge = app.get(WECHAT)
-    if edge is None or edge.http is None:
+    if edge is None or edge.rasa is None:
         raise StaffActionError("微信网关未启动，无法发送。")
     if edge.client is None:
         raise StaffActionError("未配置微信接口密钥（WECHAT_SECRET），无法向用户发送消息。")
-    return await step(app[SESSION_FACTORY], edge.http, app[SETTINGS].rasa_url, edge.client, *args, **kwargs)
+    return await step(app[SESSION_FACTORY], edge.rasa, app[SETTINGS].rasa_url, edge.client, *args, **kwargs)
 
 
 def _fragment(request: web.Request, template: str, **context: Any) -> str:

@@ -32,6 +32,7 @@ import yaml
 from aiohttp import web
 
 from bot.console import live
+from bot import rasa_auth
 from bot.gateway import handoff as held
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
@@ -125,7 +126,8 @@ class WechatEdge:
     replies: ReplyCache
     menu: Dict[str, str]
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    http: Optional[aiohttp.ClientSession] = None
+    http: Optional[aiohttp.ClientSession] = None  # WeChat's API and the action server's health check
+    rasa: Optional[aiohttp.ClientSession] = None  # Rasa, with its token (bot/rasa_auth.py); never to WeChat
     client: Optional[WechatClient] = None
     tasks: Set["asyncio.Task[Any]"] = field(default_factory=set)
     actions_up: bool = True
@@ -146,10 +148,10 @@ class WechatEdge:
 
 async def ask_rasa(edge: WechatEdge, openid: str, text: str) -> List[Dict[str, Any]]:
     """The bot's messages for ``text`` from ``openid`` (Rasa's REST channel, which redacts)."""
-    assert edge.http is not None
+    assert edge.rasa is not None
     url = f"{edge.settings.rasa_url}/webhooks/rest/webhook"
     try:
-        async with edge.http.post(url, json={"sender": openid, "message": text},
+        async with edge.rasa.post(url, json={"sender": openid, "message": text},
                                   timeout=aiohttp.ClientTimeout(total=RASA_TIMEOUT_SECONDS)) as response:
             if response.status != 200:
                 raise RasaUnavailable(f"HTTP {response.status}")
@@ -180,10 +182,10 @@ async def actions_alive(edge: WechatEdge) -> bool:
 
 async def conversation_paused(edge: WechatEdge, openid: str) -> bool:
     """Whether staff hold the conversation (Rasa paused it)."""
-    assert edge.http is not None
+    assert edge.rasa is not None
     url = f"{edge.settings.rasa_url}/conversations/{openid}/tracker"
     try:
-        async with edge.http.get(url, params={"include_events": "NONE"},
+        async with edge.rasa.get(url, params={"include_events": "NONE"},
                                  timeout=aiohttp.ClientTimeout(total=10)) as response:
             return response.status == 200 and bool((await response.json(content_type=None)).get("paused"))
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
@@ -192,11 +194,11 @@ async def conversation_paused(edge: WechatEdge, openid: str) -> bool:
 
 async def remember_location(edge: WechatEdge, openid: str, latitude: float, longitude: float) -> None:
     """A LOCATION event: the user's position goes into their conversation's slots, quietly."""
-    assert edge.http is not None
+    assert edge.rasa is not None
     url = f"{edge.settings.rasa_url}/conversations/{openid}/tracker/events"
     events = [{"event": "slot", "name": "latitude", "value": latitude},
               {"event": "slot", "name": "longitude", "value": longitude}]
-    async with edge.http.post(url, json=events, params={"include_events": "NONE"},
+    async with edge.rasa.post(url, json=events, params={"include_events": "NONE"},
                               timeout=aiohttp.ClientTimeout(total=10)) as response:
         if response.status != 200:
             raise RasaUnavailable(f"HTTP {response.status}")
@@ -231,9 +233,9 @@ async def held_handoff(app: web.Application, openid: str) -> Optional[handoff.Ha
 async def answer_held(app: web.Application, edge: WechatEdge, openid: str, text: str,
                       view: handoff.HandoffView, clicked: bool) -> Optional[List[Dict[str, Any]]]:
     """While staff have the conversation (Rasa paused it): bot.gateway.handoff.while_held."""
-    assert edge.http is not None
+    assert edge.rasa is not None
     return await held.while_held(
-        app[SESSION_FACTORY], edge.http, edge.settings.rasa_url, lambda who, said: ask_rasa(edge, who, said),
+        app[SESSION_FACTORY], edge.rasa, edge.settings.rasa_url, lambda who, said: ask_rasa(edge, who, said),
         openid, text, view, now=edge.clock(), clicked=clicked,
         interval=dt.timedelta(minutes=edge.settings.handoff_ack_minutes))
 
@@ -445,6 +447,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         # Runs after create_app's database context: the session factory exists by now.
         edge.http = aiohttp.ClientSession()
+        edge.rasa = aiohttp.ClientSession(headers=rasa_auth.headers(settings.rasa_token))
         stop = asyncio.Event()
         if settings.wechat_secret:
             # The access token is shared through Redis, else through the database.
@@ -462,6 +465,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
         yield
         await stop_background(app)
         await edge.http.close()
+        await edge.rasa.close()
         if redis is not None:
             await redis.close()
 
@@ -479,7 +483,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
     app.on_shutdown.append(stop_background)
 
     async def rasa_ok(app: web.Application) -> bool:
-        async with edge.http.get(f"{settings.rasa_url}/") as response:  # type: ignore[union-attr]
+        async with edge.rasa.get(f"{settings.rasa_url}/status") as response:  # type: ignore[union-attr]
             return response.status == 200
 
     async def actions_ok(app: web.Application) -> bool:

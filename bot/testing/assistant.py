@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from bot.chat import wait_until_ready
-from bot.settings import PROJECT_ROOT
+from bot.settings import PROJECT_ROOT, Settings
 
 
 def free_port() -> int:
@@ -42,6 +42,7 @@ class RunningAssistant:
     var_dir: Path
     proc: subprocess.Popen
     env: Dict[str, str]  # the environment serve runs with (to start more processes like it)
+    rasa_token: str = ""  # what Rasa's HTTP API and the REST channel require (bot/rasa_auth.py)
 
 
 class AssistantDidNotStart(RuntimeError):
@@ -91,20 +92,23 @@ def running_assistant(var_dir: Path, extra_env: Optional[Dict[str, str]] = None,
         "VETBOT_OUTBOX_INTERVAL": "1",
     }
     for name in ("VETBOT_DATABASE_URL", "VETBOT_PII_KEY", "VETBOT_SMS_SENDER", "WECHAT_API_BASE",
-                 "WECHAT_SECRET", "WECHAT_ACCOUNT_ID", "VETBOT_REDIS_URL", "VETBOT_TRACKER_URL"):
+                 "WECHAT_SECRET", "WECHAT_ACCOUNT_ID", "VETBOT_REDIS_URL", "VETBOT_TRACKER_URL",
+                 "VETBOT_ACTION_TOKEN", "VETBOT_RASA_TOKEN", "VETBOT_ACTION_HOST", "SANIC_HOST"):
         env.pop(name, None)
     env.update(extra_env or {})
     log = (var_dir / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=PROJECT_ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{rasa_port}"
+    rasa_token = Settings.from_env(env).rasa_token  # as serve derives it
     try:
-        if not wait_until_ready(url, timeout=timeout):
+        if not wait_until_ready(url, timeout=timeout, token=rasa_token):
             raise AssistantDidNotStart("Rasa did not come up:\n" + (var_dir / "serve.log").read_text()[-3000:])
         gateway = f"http://127.0.0.1:{gateway_port}"
         if not wait_for_http(f"{gateway}/healthz", timeout=60):
             raise AssistantDidNotStart("the gateway is not healthy:\n" + (var_dir / "serve.log").read_text()[-3000:])
-        yield RunningAssistant(url, gateway, f"http://127.0.0.1:{mock_port}", action_port, var_dir, proc, env)
+        yield RunningAssistant(url, gateway, f"http://127.0.0.1:{mock_port}", action_port, var_dir, proc, env,
+                               rasa_token)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

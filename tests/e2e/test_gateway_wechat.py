@@ -24,6 +24,7 @@ from bot.testing.assistant import (
 )
 from bot.wechat import simulator
 from bot.wechat.simulator import WechatUser
+from tests.e2e.conftest import rasa_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -196,7 +197,8 @@ async def test_a_person_takes_over_answers_in_wechat_and_hands_back(assistant):
     engine = make_engine(f"sqlite:///{assistant['var_dir'] / 'vetbot.db'}")
     factory = make_session_factory(engine)
     try:
-        async with _user(assistant) as user, aiohttp.ClientSession() as http:
+        async with _user(assistant) as user, aiohttp.ClientSession() as http, \
+                aiohttp.ClientSession(headers=rasa_headers(assistant)) as rasa:
             asked = await user.say("转人工")
             assert "已为您转接人工服务" in asked.texts[0]
             waiting = await user.say("我想问问我的抚恤金的事")
@@ -207,15 +209,15 @@ async def test_a_person_takes_over_answers_in_wechat_and_hands_back(assistant):
                 handoff.claim(session, waiting.id, "王科长", waiting.created_at)
             client = WechatClient(http, assistant["mock_wechat"], AccessTokenStore(
                 http, assistant["mock_wechat"], TEST_WECHAT_APPID, MOCK_WECHAT_SECRET))
-            sent = await staff_reply(factory, http, assistant["url"], client, waiting.id, "王科长",
+            sent = await staff_reply(factory, rasa, assistant["url"], client, waiting.id, "王科长",
                                      "您好，我是区退役军人事务局王科长，您的抚恤金本月已发放。")
             assert sent.ok
             assert "王科长" in (await user.later_texts(timeout=10))[0]
-            back = await hand_back(factory, http, assistant["url"], client, waiting.id, "王科长")
+            back = await hand_back(factory, rasa, assistant["url"], client, waiting.id, "王科长")
             assert back.ok and (await user.later_texts(timeout=10)) == [BACK_TO_BOT]
             again = await user.say("你好")
             assert "您好" in again.texts[0]  # the bot answers again
-            async with http.get(f"{assistant['url']}/conversations/{user.openid}/tracker") as response:
+            async with rasa.get(f"{assistant['url']}/conversations/{user.openid}/tracker") as response:
                 events = (await response.json())["events"]
             kinds = [e["event"] for e in events]
             assert "pause" in kinds and "resume" in kinds

@@ -16,6 +16,7 @@ import pytest
 
 from bot.testing.assistant import TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN
 from bot.wechat.simulator import WechatUser
+from tests.e2e.conftest import rasa_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ def _handoffs(assistant, openid):
 
 
 async def _events(assistant, openid):
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=rasa_headers(assistant)) as http:
         async with http.get(f"{assistant['url']}/conversations/{openid}/tracker") as response:
             return (await response.json())["events"]
 

@@ -35,7 +35,7 @@ def _alive(pid: int) -> bool:
 
 
 def _say(assistant, sender, text):
-    return send(assistant["url"], sender, text, timeout=60)
+    return send(assistant["url"], sender, text, timeout=60, token=assistant["rasa_token"])
 
 
 def test_greeting_menu_and_numbers_through_both_servers(assistant):

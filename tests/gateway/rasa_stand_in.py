@@ -15,13 +15,15 @@ answers are fixed, except 转人工, which runs the real ``action_request_human`
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from aiohttp import web
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from bot import rasa_auth
 
 MENU = "请回复数字选择服务，也可以直接说出您的问题：\n1. 政策咨询\n2. 预约办事"
 POLICY_TOPICS = "您想了解哪方面的政策？请回复数字，也可以直接输入问题：\n1. 退役军人优待证"
@@ -43,6 +45,10 @@ class RasaStandIn:
     def __init__(self) -> None:
         self.trackers: Dict[str, DialogueStateTracker] = {}
         self.received: List[str] = []  # every message, in order
+        # When set, Rasa's endpoints answer 401 without a token signed with it, as the
+        # real Rasa does (bot/rasa_auth.py): the gateway must send it on every call.
+        self.secret: Optional[str] = None
+        self.refused = 0
 
     def tracker(self, sender: str) -> DialogueStateTracker:
         if sender not in self.trackers:
@@ -95,8 +101,16 @@ class RasaStandIn:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})  # the action server's health check
 
+    @web.middleware
+    async def _auth(self, request: web.Request, handler):
+        if self.secret is not None and request.path != "/health" and \
+                not rasa_auth.authorised(request.headers.get("Authorization"), self.secret):
+            self.refused += 1
+            return web.json_response({"error": "unauthorised"}, status=401)
+        return await handler(request)
+
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth])
         app.router.add_post("/webhooks/rest/webhook", self.webhook)
         app.router.add_get("/conversations/{sender}/tracker", self.get_tracker)
         app.router.add_post("/conversations/{sender}/tracker/events", self.append_events)

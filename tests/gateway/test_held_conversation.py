@@ -52,6 +52,7 @@ async def gateway(aiohttp_server, database_url, session_factory, vault, tmp_path
         "VETBOT_WECHAT_REPLY_BUDGET": "30",  # every answer is the passive reply
     })
     assert settings.handoff_ack_minutes == 10  # the default
+    rasa.secret = settings.rasa_token  # the stand-in refuses calls without the token, as Rasa does
     resources.use(settings, session_factory, vault)  # action_request_human's database
     monkeypatch.setattr(handoff_actions, "now", lambda: clock["now"])
     app = create_app(settings, session_factory, vault, LogCodeSender())
@@ -61,6 +62,7 @@ async def gateway(aiohttp_server, database_url, session_factory, vault, tmp_path
     user = WechatUser(str(server.make_url("/wechat")), settings.wechat_token, settings.wechat_appid)
     async with user:
         yield SimpleNamespace(user=user, rasa=rasa, factory=session_factory, clock=clock)
+    assert rasa.refused == 0  # every call of the gateway carried the token
     resources.use()
 
 
