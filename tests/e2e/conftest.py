@@ -15,6 +15,8 @@ from bot.chat import send
 from bot.render import render_messages
 from bot.testing.assistant import AssistantDidNotStart, running_assistant
 from bot.training import latest_model
+from bot.wechat.simulator import WechatUser
+from tests.e2e.replies import leaks
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +35,48 @@ def assistant(tmp_path_factory):
         pytest.fail(str(error))
 
 
+def _checked(texts, where: str, said: str = ""):
+    """Every reply of every e2e conversation: nothing a user must never read
+    (tests/e2e/replies.py), except what the user typed themselves and the reply quotes
+    (a typed "/send_attachment{…}" in a complaint). Returns ``texts`` unchanged."""
+    for text in texts:
+        found = [word for word in leaks(text)
+                 if not (_components_down and word == "系统繁忙") and word not in said]
+        assert not found, f"{where}: a reply contains {found}:\n{text}"
+    return texts
+
+
+_components_down = False
+
+
+@pytest.fixture(autouse=True)
+def every_reply_is_checked(request, monkeypatch):
+    """WechatUser.say / later_texts and ``say`` check each reply they return. A test that
+    stops a component on purpose (``@pytest.mark.components_down``) may read 系统繁忙."""
+    global _components_down
+    _components_down = request.node.get_closest_marker("components_down") is not None
+    say_through_wechat, later = WechatUser.say, WechatUser.later_texts
+
+    async def checked_say(self, line):
+        answer = await say_through_wechat(self, line)
+        _checked(answer.texts, f"reply to {line!r}", said=line if isinstance(line, str) else "")
+        return answer
+
+    async def checked_later(self, *args, **kwargs):
+        return _checked(await later(self, *args, **kwargs), "a later reply")
+
+    monkeypatch.setattr(WechatUser, "say", checked_say)
+    monkeypatch.setattr(WechatUser, "later_texts", checked_later)
+    yield
+    _components_down = False
+
+
 def say(assistant, sender: str, text: str) -> str:
-    """The assistant's answer to ``text`` through the REST chat channel, as the user reads it."""
-    return "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60, token=assistant["rasa_token"])))
+    """The assistant's answer to ``text`` through the REST chat channel, as the user reads
+    it (checked like every reply)."""
+    answer = "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60,
+                                             token=assistant["rasa_token"])))
+    return _checked([answer], f"reply to {text!r}", said=text)[0]
 
 
 def rasa_headers(assistant) -> dict:

@@ -15,6 +15,7 @@ import pytest
 
 from bot.chat import send
 from bot.render import render_messages
+from tests.e2e.conftest import _checked
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,9 @@ def _alive(pid: int) -> bool:
 
 
 def _say(assistant, sender, text):
-    return send(assistant["url"], sender, text, timeout=60, token=assistant["rasa_token"])
+    messages = send(assistant["url"], sender, text, timeout=60, token=assistant["rasa_token"])
+    _checked(["\n".join(render_messages(messages))], f"reply to {text!r}")  # like every e2e reply
+    return messages
 
 
 def test_greeting_menu_and_numbers_through_both_servers(assistant):
