@@ -101,7 +101,10 @@ def _trigger_description(tracker: Tracker) -> Optional[str]:
         return None
     rest = re.sub(r"(我|俺|咱)?(想|要|想要)?(投诉|举报|上访|信访|申诉|反映(一下|个|一个)?(问题|情况)?|告状|写信访材料)",
                   "", _bare(text))
-    rest = re.sub(r"(请问|你好|您好|领导|一下|你们|管不管|找谁)", "", rest)
+    rest = re.sub(r"(请问|你好|您好|领导|同志|一下|你们|管不管|找谁|跟|向|和|给)", "", rest)
+    # "我有个事想反映一下", "有件事我得反映反映": an opener, nothing said yet.
+    rest = re.sub(r"(我|俺|这)?(这|这儿|这里)?(有|有个|有件|有点)(个|件|点)?(事情|事儿|事|情况|问题)"
+                  r"|(想|要|得)?(反映|说说|讲讲|说一说)+", "", rest)
     return text if len(rest) >= 4 else None
 
 

@@ -151,6 +151,17 @@ def _events(factory, case_id: int) -> List[CaseEvent]:
         return rows
 
 
+@pytest.mark.parametrize("opener", ["我要投诉", "我有个事想反映一下", "有件事我得反映反映", "同志你好 我想反映个情况"])
+async def test_an_opener_asks_what_happened_and_is_not_taken_as_the_story(factory, opener):
+    asked = await Chat().say(opener, "file_complaint", start="complaint_form")
+    assert "请您说一说具体情况" in asked[0] and "已记下" not in asked[0]
+
+
+async def test_an_opener_that_already_tells_the_story_is_taken(factory):
+    asked = await Chat().say("我有个事想反映一下 我的优待金三个月没发了", "file_complaint", start="complaint_form")
+    assert "已记下" in asked[0] and "优待金三个月没发了" in asked[0]
+
+
 async def test_happy_path_over_several_messages(factory):
     chat = Chat()
     asked = await chat.say("我要投诉", "file_complaint", start="complaint_form")
