@@ -376,7 +376,7 @@ class ActionAskAppointmentStation(Action):
                     suggestions.append(home)
                     leads.append(f"按您登记的户籍地，建议到{home.name}办理。")
             if latitude is not None and longitude is not None:
-                closest = network.nearest(session, float(latitude), float(longitude), limit=len(offering) + 200)
+                closest = network.nearest(session, float(latitude), float(longitude), limit=None)
                 away = {station.id: km for station, km in closest}
                 nearest_offering = next(((s, km) for s, km in closest if s.id in offering_ids), None)
                 if nearest_offering is not None:

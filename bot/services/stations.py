@@ -458,8 +458,10 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
-def nearest(session: Session, latitude: float, longitude: float, limit: int = 3) -> List[Tuple[Station, float]]:
-    """The stations closest to a point, with their distance in km, closest first."""
+def nearest(session: Session, latitude: float, longitude: float,
+            limit: Optional[int] = 3) -> List[Tuple[Station, float]]:
+    """The stations closest to a point, with their distance in km, closest first
+    (``limit=None``: every station)."""
     distances = [
         (station, haversine_km(latitude, longitude, station.latitude, station.longitude))
         for station in _all_stations(session)
