@@ -49,6 +49,71 @@ def test_other_numbers_are_left_alone(text):
     assert not redact(text).changed
 
 
+# Issue 16: numbers a security review saw get through, and the other ways people write
+# or dictate them. tests/test_redaction_property.py generates thousands more.
+@pytest.mark.parametrize("text, kept, phones", [
+    # two numbers separated by a single space, each found on its own
+    ("13812345678 13987654321", "[手机号已隐去] [手机号已隐去]", ("13812345678", "13987654321")),
+    ("021-69590001 13812345678", "[电话号码已隐去] [手机号已隐去]", ("02169590001", "13812345678")),
+    ("13812345678-13987654321", "[手机号已隐去]-[手机号已隐去]", ("13812345678", "13987654321")),
+    # labels glued to the digits stay; the number goes
+    ("tel13912345678", "tel[手机号已隐去]", ("13912345678",)),
+    ("TEL:13912345678", "TEL:[手机号已隐去]", ("13912345678",)),
+    ("Tel.139 1234 5678", "Tel.[手机号已隐去]", ("13912345678",)),
+    ("手机:13912345678", "手机:[手机号已隐去]", ("13912345678",)),
+    ("手机号13912345678", "手机号[手机号已隐去]", ("13912345678",)),
+    # separators
+    ("139.1234.5678", "[手机号已隐去]", ("13912345678",)),
+    ("139  1234  5678", "[手机号已隐去]", ("13912345678",)),
+    ("139\t1234\t5678", "[手机号已隐去]", ("13912345678",)),
+    ("139/1234/5678", "[手机号已隐去]", ("13912345678",)),
+    ("１３９．１２３４．５６７８", "[手机号已隐去]", ("13912345678",)),
+    ("(021)69590001", "[电话号码已隐去]", ("02169590001",)),
+    ("座机（0512）6823 4567", "座机[电话号码已隐去]", ("051268234567",)),
+    # prefixes
+    ("+86 21 6959 0001", "[电话号码已隐去]", ("02169590001",)),
+    ("0086 139 1234 5678", "[手机号已隐去]", ("13912345678",)),
+    ("(+86)138-1234-5678", "[手机号已隐去]", ("13812345678",)),
+    ("013812345678", "[手机号已隐去]", ("13812345678",)),
+    # dictated digit by digit, as voice input writes it
+    ("一三九一二三四五六七八", "[手机号已隐去]", ("13912345678",)),
+    ("我的手机号是幺三九 幺两三四 五六七八谢谢", "我的手机号是[手机号已隐去]谢谢", ("13912345678",)),
+    ("零二一 六九五九 零零零一", "[电话号码已隐去]", ("02169590001",)),
+    ("退伍一三九一二三四五六七八", "退伍[手机号已隐去]", ("13912345678",)),
+    ("139一二三四5678", "[手机号已隐去]", ("13912345678",)),
+    # ID numbers and bank cards next to other numbers
+    ("11010519491231002x 13812345678", "[身份证号已隐去] [手机号已隐去]", ("13812345678",)),
+    ("110105 19491231 002 X", "[身份证号已隐去]", ()),
+    ("6222 0202 0000 1234 567 13812345678", "[银行卡号已隐去] [手机号已隐去]", ("13812345678",)),
+    ("TS20261122-0007 13812345678", "TS20261122-0007 [手机号已隐去]", ("13812345678",)),
+    ("2026-12-08 13812345678", "2026-12-08 [手机号已隐去]", ("13812345678",)),
+])
+def test_what_people_really_type_and_dictate(text, kept, phones):
+    result = redact(text)
+    assert result.text == kept
+    assert result.phones == phones
+
+
+@pytest.mark.parametrize("text", [
+    "TS20261122-0007 TS20261015-0032",
+    "2026-12-08",
+    "2026年12月8日",
+    "1985 1990 2003 2010",  # grouped like a card, but years
+    "一九八五年入伍 二〇〇三年退伍",
+    "1,250.50元",
+    "400-820-8820",
+])
+def test_more_numbers_that_are_not_personal(text):
+    assert redact(text).text == text
+
+
+def test_a_long_run_of_numbers_is_read_whole():
+    # One run of 22,000 digits (a single space between the numbers): every number found.
+    result = redact("13812345678 " * 2000)
+    assert result.phones == ("13812345678",) * 2000
+    assert result.text == "[手机号已隐去] " * 2000
+
+
 def test_the_phone_numbers_removed_are_kept_apart_and_never_printed():
     result = redact("手机+86 138 1234 5678，座机021-69590001，身份证110105194912310021")
     assert result.phones == ("13812345678", "02169590001")
