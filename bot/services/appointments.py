@@ -55,6 +55,7 @@ from bot.db.models import (
     Veteran,
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
+from bot.services.datafile import DataFileError
 from bot.services.identity import register_personal_data_eraser
 from bot.text import normalize
 from bot.services.stations import (
@@ -94,13 +95,8 @@ CLOSURE_FIELDS = ("station", "date", "from", "to", "reason")
 MAX_CLOSURE_DAYS = 366
 
 
-class ServiceDataError(ValueError):
+class ServiceDataError(DataFileError):
     """The services or closures file is wrong; ``problems`` lists every mistake, one per line."""
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
 
 
 @dataclass

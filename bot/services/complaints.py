@@ -30,7 +30,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import chinese_calendar
 import yaml
@@ -52,6 +52,7 @@ from bot.db.models import (
 from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.pii import PiiVault, Protected, normalize_phone
 from bot.redaction import redact
+from bot.services.datafile import DataFileError
 from bot.services.identity import register_personal_data_eraser
 from bot.services.stations import SHANGHAI, local_time
 from bot.settings import PROJECT_ROOT
@@ -105,13 +106,8 @@ class CaseClosed(ComplaintError):
     """The case is closed (办结): nothing can be added to it."""
 
 
-class ComplaintDataError(ValueError):
+class ComplaintDataError(DataFileError):
     """data/complaints.yml is wrong; ``problems`` lists every mistake, one per line."""
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
 
 
 # --------------------------------------------------------------------------------------

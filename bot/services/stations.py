@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import STATION_TIERS, OpeningHours, Station
+from bot.services.datafile import DataFileError
 from bot.settings import PROJECT_ROOT, holidays_file
 from bot.text import normalize
 
@@ -56,13 +57,8 @@ _DAY_RANGE = re.compile(rf"{_DAY}(?:\s*(?:至|到|-|—|~|～)\s*(?:(?:周|星�
 _PERIOD = re.compile(r"(\d{1,2})[:：](\d{2})\s*(?:-|—|–|~|～|至|到)\s*(\d{1,2})[:：](\d{2})")
 
 
-class StationDataError(ValueError):
+class StationDataError(DataFileError):
     """The stations file is wrong; ``problems`` lists every mistake found, one per line."""
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
 
 
 @dataclass
@@ -537,13 +533,8 @@ MAX_HOLIDAY_NAME = 20
 CALENDAR_WARNING_DAYS = 60  # warn when the holiday data ends within this many days
 
 
-class HolidayDataError(ValueError):
+class HolidayDataError(DataFileError):
     """The holidays file is wrong; ``problems`` lists every mistake found, one per line."""
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
 
 
 @dataclass(frozen=True)
