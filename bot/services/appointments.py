@@ -63,6 +63,7 @@ from bot.services.stations import (
     WEEKDAY_NAMES,
     Period,
     closure_on,
+    day_span,
     day_status,
     format_day,
     format_periods,
@@ -351,19 +352,8 @@ def _read_closures(data: object, stations: Mapping[str, Station]) -> Dict[Tuple[
             bad("reason", "longer than 100 characters")
         days: List[dt.date] = []
         try:
-            if raw.get("date") is not None:
-                if raw.get("from") is not None or raw.get("to") is not None:
-                    raise ValueError("give either date: or from: and to:, not both")
-                days = [_date(raw["date"])]
-            elif raw.get("from") is not None and raw.get("to") is not None:
-                first, last = _date(raw["from"]), _date(raw["to"])
-                if last < first:
-                    raise ValueError(f"to: {last} is before from: {first}")
-                if (last - first).days >= MAX_CLOSURE_DAYS:
-                    raise ValueError(f"longer than {MAX_CLOSURE_DAYS} days")
-                days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-            else:
-                raise ValueError("give date: (one day) or from: and to: (a range)")
+            days = day_span(raw, _date, MAX_CLOSURE_DAYS, too_long=f"longer than {MAX_CLOSURE_DAYS} days",
+                            neither="give date: (one day) or from: and to: (a range)")
         except ValueError as error:
             bad("date", str(error))
         if len(problems) > before:

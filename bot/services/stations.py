@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -564,6 +564,25 @@ def _calendar_knows(year: int) -> bool:
     return first <= year <= last
 
 
+def day_span(raw: Mapping[str, Any], parse_date: Callable[[object], dt.date], max_days: int,
+             too_long: str, neither: str) -> List[dt.date]:
+    """The days of a data-file entry that gives ``date:`` (one day) or ``from:`` and
+    ``to:`` (both included, fewer than ``max_days`` apart): holidays, closures.
+    ValueError says what is wrong (``too_long``, ``neither``: the file's own words)."""
+    if raw.get("date") is not None:
+        if raw.get("from") is not None or raw.get("to") is not None:
+            raise ValueError("give either date: or from: and to:, not both")
+        return [parse_date(raw["date"])]
+    if raw.get("from") is not None and raw.get("to") is not None:
+        first, last = parse_date(raw["from"]), parse_date(raw["to"])
+        if last < first:
+            raise ValueError(f"to: {last} is before from: {first}")
+        if (last - first).days >= max_days:
+            raise ValueError(too_long)
+        return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    raise ValueError(neither)
+
+
 def _holiday_date(value: object) -> dt.date:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
@@ -631,19 +650,9 @@ def read_holidays(data: object, source: str = "holidays file") -> HolidayCalenda
                 name = name.strip()
             days: List[dt.date] = []
             try:
-                if raw.get("date") is not None:
-                    if raw.get("from") is not None or raw.get("to") is not None:
-                        raise ValueError("give either date: or from: and to:, not both")
-                    days = [_holiday_date(raw["date"])]
-                elif raw.get("from") is not None and raw.get("to") is not None:
-                    first, last = _holiday_date(raw["from"]), _holiday_date(raw["to"])
-                    if last < first:
-                        raise ValueError(f"to: {last} is before from: {first}")
-                    if (last - first).days >= MAX_HOLIDAY_DAYS:
-                        raise ValueError(f"longer than {MAX_HOLIDAY_DAYS} days (a misspelt month?)")
-                    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-                else:
-                    raise ValueError("give date: (one day) or from: and to: (the days off, both included)")
+                days = day_span(raw, _holiday_date, MAX_HOLIDAY_DAYS,
+                                too_long=f"longer than {MAX_HOLIDAY_DAYS} days (a misspelt month?)",
+                                neither="give date: (one day) or from: and to: (the days off, both included)")
             except ValueError as error:
                 bad("date", str(error))
             outside = [d for d in days if not _in_notice_year(d, year)]
