@@ -120,3 +120,27 @@ def station_id(factory, code: str) -> int:
 
     with session_scope(factory) as session:
         return session.execute(select(Station.id).where(Station.code == code)).scalar_one()
+
+
+@pytest.fixture
+def holidays_file(tmp_path):
+    """An empty holidays file in use (so 2027 is unknown); ``holidays_file(data)`` writes
+    another one, which the calendar reloads as any edited file (by its mtime)."""
+    import os
+
+    import yaml
+
+    from bot.services.stations import use_holidays
+
+    path = tmp_path / "holidays.yml"
+
+    def write(data):
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        stat = os.stat(path)  # a new mtime even within the file system's time resolution
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        return path
+
+    write({"years": None, "open_days": []})
+    use_holidays(path)
+    yield write
+    use_holidays(None)

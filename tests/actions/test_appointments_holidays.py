@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import yaml
 
 from actions import appointments as appointment_actions
 from actions.appointments import ActionAskAppointmentTime, ActionSubmitAppointment, ValidateAppointmentForm
 from bot.db.session import session_scope
 from bot.services.appointments import load_services
-from bot.services.stations import SHANGHAI, use_holidays
+from bot.services.stations import SHANGHAI
 from bot.settings import PROJECT_ROOT
 from tests.conftest import make_tracker, user_event
 
@@ -23,19 +22,6 @@ LATE_DECEMBER = dt.datetime(2026, 12, 28, 10, 0, tzinfo=SHANGHAI)  # a Monday; b
 NEW_YEAR_9AM = dt.datetime(2027, 1, 1, 9, 0, tzinfo=SHANGHAI)
 REFUSAL = "2027年1月1日的节假日安排尚未公布，暂不能预约这一天。"
 PREFERENTIAL_CARD_AT_JIANGQIAO = {"appointment_service": "preferential_card", "appointment_station": "JD-JQ"}
-
-
-@pytest.fixture
-def holidays_file(tmp_path):
-    path = tmp_path / "holidays.yml"
-
-    def write(data):
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        use_holidays(path)
-
-    write({"years": None, "open_days": []})
-    yield write
-    use_holidays(None)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 import bot.console.appointments as pages
@@ -16,25 +15,12 @@ from bot.db.models import Station
 from bot.db.session import session_scope
 from bot.services import appointments as ap
 from bot.services.appointments import BookingStatus
-from bot.services.stations import SHANGHAI, use_holidays
+from bot.services.stations import SHANGHAI
 from bot.settings import PROJECT_ROOT
 from tests.console.helpers import sign_in
 
 LATE_DECEMBER = dt.datetime(2026, 12, 28, 10, 0, tzinfo=SHANGHAI)
 FIRST_MONDAY = dt.date(2027, 1, 4)
-
-
-@pytest.fixture
-def holidays_file(tmp_path):
-    path = tmp_path / "holidays.yml"
-
-    def write(data):
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        use_holidays(path)
-
-    write({"years": None, "open_days": []})
-    yield write
-    use_holidays(None)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 
 import chinese_calendar
@@ -71,20 +70,9 @@ def write(path, data):
 
 
 @pytest.fixture(autouse=True)
-def holidays(tmp_path):
+def holidays(holidays_file):
     """An empty holidays file (2027 unknown); ``holidays(data)`` writes another one."""
-    path = tmp_path / "holidays.yml"
-    write(path, {"years": None, "open_days": []})
-    use_holidays(path)
-
-    def rewrite(data):
-        write(path, data)
-        stat = os.stat(path)  # a new mtime even within the file system's time resolution
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        return path
-
-    yield rewrite
-    use_holidays(None)
+    return holidays_file
 
 
 @pytest.fixture
