@@ -24,6 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.appointments import _in_session
+from actions.menu import previous_turn
 from bot.services import handoff
 from bot.services import stations as network
 
@@ -66,16 +67,7 @@ FALLBACK_ACTIONS = frozenset({"action_two_stage_fallback", "action_default_ask_a
 def fallback_before(tracker: Tracker) -> bool:
     """Whether the user's previous message, too, ended in a fallback (the message before
     the latest one was not understood either)."""
-    users_seen = 0
-    for event in reversed(tracker.events):
-        kind = event.get("event")
-        if kind == "user":
-            users_seen += 1
-            if users_seen == 2:
-                return False  # reached the message before the previous one
-        elif kind == "action" and users_seen == 1 and event.get("name") in FALLBACK_ACTIONS:
-            return True
-    return False
+    return any(e.get("event") == "action" and e.get("name") in FALLBACK_ACTIONS for e in previous_turn(tracker))
 
 
 class ActionDefaultFallback(Action):

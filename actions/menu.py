@@ -12,6 +12,21 @@ from bot.choices import parse_choice
 from bot.payloads import parse_payload
 
 
+def previous_turn(tracker: Tracker) -> List[Dict[str, Any]]:
+    """The events between the user's previous message and the latest one (what the bot
+    did with the previous message), latest first."""
+    found: List[Dict[str, Any]] = []
+    users_seen = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users_seen += 1
+            if users_seen == 2:
+                break
+        elif users_seen == 1:
+            found.append(event)
+    return found
+
+
 def buttons_offered(tracker: Tracker) -> Optional[List[Dict[str, Any]]]:
     """Buttons of the bot's last message, if the user is answering it now.
 

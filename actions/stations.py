@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import resources
+from actions.menu import previous_turn
 from bot.db.models import Station
 from bot.services import veterans
 from bot.services.stations import SHANGHAI, describe, find_by_place, for_community, nearest
@@ -42,16 +43,8 @@ ASK_WHERE = (
 def asked_where(tracker: Tracker) -> bool:
     """Whether the bot's last message before the user's latest one asked where they live."""
     question = ASK_WHERE.split("\n", 1)[0]
-    users_seen = 0
-    for event in reversed(tracker.events):
-        kind = event.get("event")
-        if kind == "user":
-            users_seen += 1
-            if users_seen == 2:
-                return False
-        elif kind == "bot" and users_seen == 1:
-            return (event.get("text") or "").startswith(question)
-    return False
+    said = next((e for e in previous_turn(tracker) if e.get("event") == "bot"), None)
+    return said is not None and (said.get("text") or "").startswith(question)
 
 
 def now() -> dt.datetime:
