@@ -13,7 +13,8 @@ import pytest
 from bot import rasa_auth
 from bot.chat import send
 from bot.render import render_messages
-from bot.testing.assistant import AssistantDidNotStart, running_assistant
+from bot.testing.assistant import (TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN, AssistantDidNotStart,
+                                  running_assistant)
 from bot.training import latest_model
 from bot.wechat.simulator import WechatUser
 from tests.e2e.replies import leaks
@@ -77,6 +78,13 @@ def say(assistant, sender: str, text: str) -> str:
     answer = "\n".join(render_messages(send(assistant["url"], sender, text, timeout=60,
                                              token=assistant["rasa_token"])))
     return _checked([answer], f"reply to {text!r}", said=text)[0]
+
+
+def wechat_user(assistant, gateway=None) -> WechatUser:
+    """A new simulated WeChat user (its own OpenID) posting to the assistant's /wechat
+    (or another gateway's) in safe mode, reading later replies from the mock WeChat API."""
+    return WechatUser(f"{gateway or assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
+                      TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"])
 
 
 def rasa_headers(assistant) -> dict:

@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import PROJECT_ROOT
-from bot.testing.assistant import TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN
-from bot.wechat.simulator import WechatUser
+from tests.e2e.conftest import wechat_user
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +105,7 @@ async def test_a_staff_member_takes_a_handoff_in_the_browser(assistant):
     other_case = _complaint_at(assistant, "JD-ML")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    user = WechatUser(f"{gateway}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID, TEST_WECHAT_AES_KEY,
-                      api_base=assistant["mock_wechat"])
+    user = wechat_user(assistant)
     async with async_playwright() as playwright, user:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -124,8 +122,7 @@ async def test_a_staff_member_takes_a_handoff_in_the_browser(assistant):
             await expect(row).to_have_count(1, timeout=15_000)
             await expect(row).to_contain_text("用户要求转人工")
             # Another user, later, in danger: an urgent complaint goes to the top of the queue.
-            async with WechatUser(f"{gateway}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID, TEST_WECHAT_AES_KEY,
-                                  api_base=assistant["mock_wechat"]) as urgent_user:
+            async with wechat_user(assistant) as urgent_user:
                 answer = await urgent_user.say("补助一直不发，我真的不想活了")
                 assert "110" in " ".join(answer.texts + await urgent_user.later_texts(timeout=5))
             urgent = page.locator("tr[data-handoff]", has_text="我真的不想活了")

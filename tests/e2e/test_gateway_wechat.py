@@ -15,23 +15,11 @@ import sys
 import pytest
 
 from bot.settings import PROJECT_ROOT
-from bot.testing.assistant import (
-    TEST_WECHAT_AES_KEY,
-    TEST_WECHAT_APPID,
-    TEST_WECHAT_TOKEN,
-    free_port,
-    wait_for_http,
-)
+from bot.testing.assistant import TEST_WECHAT_APPID, free_port, wait_for_http
 from bot.wechat import simulator
-from bot.wechat.simulator import WechatUser
-from tests.e2e.conftest import rasa_headers
+from tests.e2e.conftest import rasa_headers, wechat_user
 
 pytestmark = pytest.mark.e2e
-
-
-def _user(assistant, gateway=None) -> WechatUser:
-    return WechatUser(f"{gateway or assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
-                      TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"])
 
 
 def _failures(assistant, openid: str):
@@ -46,7 +34,7 @@ def _user_turns(assistant, sender: str) -> int:
 
 
 async def test_an_encrypted_message_gets_an_encrypted_answer_and_numbers_pick_buttons(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         request = user.build(simulator.text("你好"))
         assert b"<Encrypt>" in request.body and "你好".encode() not in request.body
         answer = await user.post(request)
@@ -59,7 +47,7 @@ async def test_an_encrypted_message_gets_an_encrypted_answer_and_numbers_pick_bu
 
 
 async def test_three_deliveries_of_one_message_make_one_turn(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         first = user.build(simulator.text("安亭镇的服务站在哪"))
         # WeChat's retries: the same message signed anew while the first is being answered,
         # and the very same request again afterwards (its nonce is not a replay then).
@@ -72,7 +60,7 @@ async def test_three_deliveries_of_one_message_make_one_turn(assistant):
 
 
 async def test_events_pictures_and_places(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         welcome = await user.say("/subscribe")
         assert "您好" in welcome.texts[0]
         picture = await user.say("/image")
@@ -91,7 +79,7 @@ async def test_events_pictures_and_places(assistant):
 
 
 async def test_unknown_senders_and_tampering_are_refused(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         request = user.build(simulator.text("你好"))
         forged = simulator.SignedRequest({**request.query, "msg_signature": "0" * 40}, request.body, request.xml)
         assert (await user.post(forged)).status == 403
@@ -141,7 +129,7 @@ def extra_gateway(assistant):
 async def test_a_slow_answer_comes_through_the_customer_service_api(assistant, extra_gateway):
     # A reply budget of 10 ms: every answer is too slow for the passive reply.
     gateway = extra_gateway(VETBOT_WECHAT_REPLY_BUDGET="0.01")
-    async with _user(assistant, gateway) as user:
+    async with wechat_user(assistant, gateway) as user:
         answer = await user.say("优待证怎么申请")
         assert answer.status == 200 and answer.texts == [] and answer.body == "success"
         later = await user.later_texts(timeout=30)
@@ -151,7 +139,7 @@ async def test_a_slow_answer_comes_through_the_customer_service_api(assistant, e
 @pytest.mark.components_down  # 系统繁忙 is the right answer here
 async def test_rasa_down_gets_an_apology(assistant, extra_gateway):
     gateway = extra_gateway(RASA_URL=f"http://127.0.0.1:{free_port()}")
-    async with _user(assistant, gateway) as user:
+    async with wechat_user(assistant, gateway) as user:
         answer = await user.say("你好")
         assert answer.texts == ["系统繁忙，请稍后再试。"]
         assert _failures(assistant, user.openid) == [("in", "rasa_down", "你好")]  # kept for staff
@@ -162,7 +150,7 @@ async def test_action_server_down_gets_an_apology(assistant, extra_gateway):
     # Rasa without its custom actions would answer wrongly ("I did not understand"): the
     # gateway checks the action server first.
     gateway = extra_gateway(VETBOT_ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}/webhook")
-    async with _user(assistant, gateway) as user:
+    async with wechat_user(assistant, gateway) as user:
         answer = await user.say("我的优待证办好了没")
         assert answer.texts == ["系统繁忙，请稍后再试。"]
         assert _failures(assistant, user.openid) == [("in", "actions_down", "我的优待证办好了没")]
@@ -170,7 +158,7 @@ async def test_action_server_down_gets_an_apology(assistant, extra_gateway):
 
 
 async def test_voice_a_reported_location_and_the_rate_limit(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         heard = await user.say("/voice 优待证怎么申请")  # WeChat's speech recognition text
         assert heard.texts[0].startswith("【退役军人优待证】")
         unheard = await user.send(simulator.voice(None))
@@ -199,7 +187,7 @@ async def test_a_person_takes_over_answers_in_wechat_and_hands_back(assistant):
     engine = make_engine(f"sqlite:///{assistant['var_dir'] / 'vetbot.db'}")
     factory = make_session_factory(engine)
     try:
-        async with _user(assistant) as user, aiohttp.ClientSession() as http, \
+        async with wechat_user(assistant) as user, aiohttp.ClientSession() as http, \
                 aiohttp.ClientSession(headers=rasa_headers(assistant)) as rasa:
             asked = await user.say("转人工")
             assert "已为您转接人工服务" in asked.texts[0]

@@ -14,16 +14,9 @@ import sqlite3
 import aiohttp
 import pytest
 
-from bot.testing.assistant import TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN
-from bot.wechat.simulator import WechatUser
-from tests.e2e.conftest import rasa_headers
+from tests.e2e.conftest import rasa_headers, wechat_user
 
 pytestmark = pytest.mark.e2e
-
-
-def _user(assistant) -> WechatUser:
-    return WechatUser(f"{assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
-                      TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"])
 
 
 def _handoffs(assistant, openid):
@@ -38,7 +31,7 @@ async def _events(assistant, openid):
 
 
 async def test_waiting_is_acknowledged_once_and_leaving_gets_the_bot_back(assistant):
-    async with _user(assistant) as user:
+    async with wechat_user(assistant) as user:
         asked = await user.say("转人工")
         assert "已为您转接人工服务" in asked.texts[0]
         first = await user.say("喂 有人吗")

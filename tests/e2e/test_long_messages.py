@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.testing.assistant import TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN
-from bot.wechat.simulator import WechatUser
+from tests.e2e.conftest import wechat_user
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +32,7 @@ LONG = (
 
 async def test_four_questions_in_one_long_message_are_all_acknowledged(assistant):
     assert len(LONG) > 500
-    async with WechatUser(f"{assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
-                          TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"]) as user:
+    async with wechat_user(assistant) as user:
         first = await user.say(LONG)
         replies = "\n".join(first.texts + await user.later_texts(timeout=3))
         assert "【保险接续】" in replies  # the first question, answered

@@ -25,9 +25,9 @@ from typing import Iterable, List, Set, Tuple
 
 import pytest
 
-from bot.testing.assistant import TEST_WECHAT_AES_KEY, TEST_WECHAT_APPID, TEST_WECHAT_TOKEN
 from bot.timeparse import BEIJING, parse_when
 from bot.wechat.simulator import WechatUser, describe
+from tests.e2e.conftest import wechat_user
 from tests.e2e.replies import IDENTIFIERS, leaks
 
 pytestmark = pytest.mark.e2e
@@ -95,8 +95,7 @@ class Conversation:
 
 @pytest.fixture
 async def chat(assistant):
-    async with WechatUser(f"{assistant['gateway']}/wechat", TEST_WECHAT_TOKEN, TEST_WECHAT_APPID,
-                          TEST_WECHAT_AES_KEY, api_base=assistant["mock_wechat"]) as user:
+    async with wechat_user(assistant) as user:
         conversation = Conversation(user)
         yield conversation
         # Anything that arrived after the last turn's wait is read (and checked) too.
