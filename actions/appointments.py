@@ -291,7 +291,8 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
     options = tracker.get_slot("appointment_options") or []
     picked = chosen_entities(tracker).get("datetime") if from_message else None
     text = _text(tracker)
-    if from_message and options and not picked and (is_bare_choice(text) or parse_when(text, current) is None):
+    whole = parse_when(text, current) if from_message else None  # the latest message as a time
+    if from_message and options and not picked and (is_bare_choice(text) or whole is None):
         choice = parse_choice(text)
         if choice is not None and 1 <= choice <= len(options):
             picked = options[choice - 1]
@@ -305,12 +306,10 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
         if any(word in str(value or "") for word in ("最早", "尽快", "越快越好", "都行", "随便")):
             return booking.check_request(session, station_id, service_code, current.date(), None, None, None, current)
         request = parse_when(str(value or ""), current)
-        if from_message and request is not None:
+        if request is not None and whole is not None and len(whole.matched) > len(request.matched):
             # The whole message may say more than the entity the NLU cut from it
             # ("下周二下午三点半": the entity stops at 三点).
-            whole = parse_when(text, current)
-            if whole is not None and len(whole.matched) > len(request.matched):
-                request = whole
+            request = whole
         if request is None:
             return None
         day, latest_day = request.day, request.latest_day
