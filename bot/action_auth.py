@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 
 from sanic import Sanic, response
+
+from bot.settings import internal_token
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,7 @@ OPEN_PATHS = ("/health",)
 
 def expected_token() -> str:
     """The token of this installation (VETBOT_ACTION_TOKEN, else derived from the key)."""
-    token = os.environ.get("VETBOT_ACTION_TOKEN", "").strip()
-    if token:
-        return token
-    from bot.settings import Settings  # reads the key only when the variable is not passed
-
-    return Settings.from_env().action_token
+    return internal_token("VETBOT_ACTION_TOKEN")
 
 
 def require_token(app: Sanic, token: str) -> None:

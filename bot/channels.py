@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import re
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Text, Tuple
@@ -34,6 +33,7 @@ from sanic.request import Request
 from bot import rasa_auth, resources
 from bot.redaction import MARKERS, redact
 from bot.services import contacts
+from bot.settings import internal_token
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class RedactingRestInput(RestInput):
 
     def _secret(self) -> str:
         if self._rasa_secret is None:
-            self._rasa_secret = os.environ.get("VETBOT_RASA_TOKEN", "").strip() or resources.settings().rasa_token
+            self._rasa_secret = internal_token("VETBOT_RASA_TOKEN")
         return self._rasa_secret
 
     async def _asking_for_phone(self, sender_id: Text) -> Optional[str]:

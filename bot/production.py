@@ -16,11 +16,9 @@ import os
 import sys
 from typing import List, Mapping, Optional
 
-from bot.settings import MOCK_WECHAT_SECRET
+from bot.settings import DEMO_WECHAT_APPID, DEMO_WECHAT_TOKEN, MOCK_WECHAT_SECRET
 
 ENV_VARIABLE = "VETBOT_ENV"
-DEMO_WECHAT_TOKEN = "vetbot-demo-token"
-DEMO_WECHAT_APPID = "wxdemo0000000000"
 
 
 def is_production(environ: Optional[Mapping[str, str]] = None) -> bool:

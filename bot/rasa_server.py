@@ -8,20 +8,16 @@ on the command line that starts it, where any local user could read it
 
 from __future__ import annotations
 
-import os
 import sys
+
+from bot.production import refuse_demo_settings
+from bot.settings import internal_token
 
 
 def main() -> None:
-    from bot.production import refuse_demo_settings
-
     refuse_demo_settings("rasa")
-    secret = os.environ.get("VETBOT_RASA_TOKEN", "").strip()
-    if not secret:
-        from bot.settings import Settings
-
-        secret = Settings.from_env().rasa_token
-    from rasa.__main__ import main as rasa_main
+    secret = internal_token("VETBOT_RASA_TOKEN")
+    from rasa.__main__ import main as rasa_main  # after the checks: it takes seconds to import
 
     sys.argv = ["rasa", *sys.argv[1:], "--jwt-secret", secret, "--jwt-method", "HS256"]
     rasa_main()

@@ -17,6 +17,9 @@ from typing import Dict, Mapping, Optional
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The local mock WeChat API's AppSecret (bot.wechat.mockapi): a demo value, never a real one.
 MOCK_WECHAT_SECRET = "vetbot-demo-secret"
+# The demo account's token and AppID: public, so production refuses them (bot/production.py).
+DEMO_WECHAT_TOKEN = "vetbot-demo-token"
+DEMO_WECHAT_APPID = "wxdemo0000000000"
 
 
 def _env(environ: Mapping[str, str], name: str, default: str) -> str:
@@ -140,8 +143,8 @@ class Settings:
         return cls(
             database_url=_env(env, "VETBOT_DATABASE_URL", f"sqlite:///{var_dir / 'vetbot.db'}"),
             tracker_db=Path(_env(env, "VETBOT_TRACKER_DB", str(var_dir / "tracker.db"))),
-            wechat_token=_env(env, "WECHAT_TOKEN", "vetbot-demo-token"),
-            wechat_appid=_env(env, "WECHAT_APPID", "wxdemo0000000000"),
+            wechat_token=_env(env, "WECHAT_TOKEN", DEMO_WECHAT_TOKEN),
+            wechat_appid=_env(env, "WECHAT_APPID", DEMO_WECHAT_APPID),
             wechat_aes_key=env.get("WECHAT_AES_KEY") or None,
             wechat_api_base=_env(env, "WECHAT_API_BASE", f"http://127.0.0.1:{mock_port}").rstrip("/"),
             wechat_secret=env.get("WECHAT_SECRET", "").strip()
@@ -183,3 +186,14 @@ class Settings:
             holidays_file=holidays_file(env),
             handoff_ack_minutes=float(_env(env, "VETBOT_HANDOFF_ACK_MINUTES", "10")),
         )
+
+
+def internal_token(variable: str) -> str:
+    """An internal service's token as `vetbot serve` passes it to the processes it starts
+    (VETBOT_ACTION_TOKEN, VETBOT_RASA_TOKEN); else this installation's own, derived from
+    the secret key, which is read (or, in a demo, made) only then."""
+    given = os.environ.get(variable, "").strip()
+    if given:
+        return given
+    settings = Settings.from_env()
+    return {"VETBOT_ACTION_TOKEN": settings.action_token, "VETBOT_RASA_TOKEN": settings.rasa_token}[variable]
