@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import backref, declarative_base, relationship
@@ -667,7 +668,8 @@ class StaffAccount(Base):
     admins and trainers (a CHECK below). That a district account sits at a district-tier
     station, and a station account at a street or community one, spans two tables and is
     checked by ``bot.services.staff.create_account``. Accounts are never deleted
-    (the audit trail points at them): they are deactivated."""
+    (the audit trail points at them): they are deactivated (``active``), and may be
+    reactivated."""
 
     __tablename__ = "staff_accounts"
     __table_args__ = (
@@ -688,6 +690,9 @@ class StaffAccount(Base):
     created_at = Timestamp(nullable=False, default=utcnow)
     password_changed_at = Timestamp(nullable=False, default=utcnow)
     last_login_at = Timestamp()
+    # Set by an admin's reset (a one-time password): until the holder chooses a password
+    # of their own, every console page but the change-password page leads there.
+    must_change_password = Column(Boolean, nullable=False, default=False, server_default=false())
 
     station = relationship("Station")
 

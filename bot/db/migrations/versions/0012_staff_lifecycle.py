@@ -1,4 +1,13 @@
-"""staff account lifecycle (placeholder, filled by the staff-lifecycle change)
+"""staff_accounts.must_change_password: the account signs in with a one-time password
+
+An admin's reset (console or `vetbot staff reset`) gives the account a generated
+one-time password and sets this flag; until the holder has chosen a password of their
+own, every console page but the change-password page and sign-out leads there. Their
+own change clears it. Existing accounts get false (server default).
+
+A boolean column with a server default and no constraint of its own: SQLite adds and
+(3.35 and later) drops it with ALTER TABLE, so the table and its CHECK constraints are
+not copied.
 
 Revision ID: 0012
 Revises: 0011
@@ -7,8 +16,8 @@ Create Date: 2026-12-08 01:00:00
 """
 from typing import Sequence, Union
 
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -19,8 +28,9 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column('staff_accounts', sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(),
+                                              nullable=False))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column('staff_accounts', 'must_change_password')
