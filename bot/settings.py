@@ -12,7 +12,9 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
+
+from bot.client_address import IPNetwork, parse_trusted_proxies
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The local mock WeChat API's AppSecret (bot.wechat.mockapi): a demo value, never a real one.
@@ -121,6 +123,10 @@ class Settings:
     # The interface the action server listens on (rasa-sdk's SANIC_HOST): loopback
     # unless the action server runs on another machine.
     action_host: str = "127.0.0.1"
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR blocks): the
+    # console throttles sign-in by the real client's address (bot/client_address.py).
+    # Empty: the header is ignored and the peer address counts.
+    trusted_proxies: Tuple[IPNetwork, ...] = ()
 
     def process_environment(self) -> Dict[str, str]:
         """Variables that endpoints.yml and the action server read, for the processes we start."""
@@ -160,6 +166,7 @@ class Settings:
             secret_key=secret_key,
             action_token=env.get("VETBOT_ACTION_TOKEN", "").strip() or derived_token(secret_key, "action server"),
             action_host=_env(env, "VETBOT_ACTION_HOST", "127.0.0.1"),
+            trusted_proxies=parse_trusted_proxies(env.get("VETBOT_TRUSTED_PROXIES", "")),
             rasa_token=env.get("VETBOT_RASA_TOKEN", "").strip() or derived_token(secret_key, "rasa api"),
             # 12345 is the national 政务服务便民热线; a bureau sets its own number.
             service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),
