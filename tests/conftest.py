@@ -3,6 +3,12 @@ databases, and small helpers the database tests share."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from typing import Any, Dict, List, Optional
 
 import pytest
@@ -144,3 +150,55 @@ def holidays_file(tmp_path):
     use_holidays(path)
     yield write
     use_holidays(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A throwaway redis-server on a free local port, without persistence, for the whole run.
+
+    Skipped when Debian's redis-server is not installed; VETBOT_REQUIRE_REDIS=1
+    turns the skip into a failure (for CI that installs it). VETBOT_TEST_REDIS_URL
+    names a server already running instead: scripts/test-clock.sh starts one outside
+    faketime, under which redis-server does not start.
+    """
+    given = os.environ.get("VETBOT_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server not installed (Debian package redis-server); Redis backends not tested"
+        if os.environ.get("VETBOT_REQUIRE_REDIS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="vetbot-redis-")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir, "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)

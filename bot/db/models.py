@@ -751,3 +751,22 @@ class AuditEntry(Base):
     at = Timestamp(nullable=False, index=True)
 
     staff = relationship("StaffAccount")
+
+
+class ConversationErasure(Base):
+    """A user who unfollowed, whose Rasa conversation is still to be deleted.
+
+    The gateway writes the row in the transaction that erases the user's data here
+    (bot.services.identity.forget_openid), then asks Rasa to delete the conversation
+    under its lock (bot.tracker_erasure); the row goes when Rasa confirms. While Rasa
+    is down the gateway retries (bot.services.conversations), so no conversation
+    outlives an unfollow because a process was restarting."""
+
+    __tablename__ = "conversation_erasures"
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, unique=True)
+    requested_at = Timestamp(nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Timestamp(nullable=False, index=True)
+    last_error = Column(String(200))  # the error's type or Rasa's status: no personal data

@@ -36,7 +36,7 @@ from bot import rasa_auth
 from bot.gateway import handoff as held
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
-from bot.services import handoff, identity, wechat_failures
+from bot.services import conversations, handoff, identity, wechat_failures
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
@@ -204,17 +204,67 @@ async def remember_location(edge: WechatEdge, openid: str, latitude: float, long
             raise RasaUnavailable(f"HTTP {response.status}")
 
 
-async def forget_user(app: web.Application, openid: str) -> None:
+async def forget_user(app: web.Application, edge: WechatEdge, openid: str) -> None:
     """Unsubscribe: the personal data kept under this OpenID (bot.services.identity's
-    erasers: binding, bookings' OpenID, complaint contact data …) and the conversation."""
-    settings: Settings = app[SETTINGS]
+    erasers: binding, bookings' OpenID, complaint contact data …) goes, and in the same
+    transaction the conversation is queued for deletion; Rasa then deletes it under its
+    lock (``erase_conversations``), now or, while Rasa is down, at a later attempt."""
     vault = app[VAULT]
-    now = dt.datetime.now(dt.timezone.utc)
-    await run_in_session(app, lambda session: identity.forget_openid(session, vault, openid, now))
-    from bot.services.conversations import delete_conversation
+    now = edge.clock()
 
-    await asyncio.to_thread(delete_conversation, settings.tracker_db, openid)
-    log.info("unfollow: personal data and conversation of %s deleted", short_id(openid))
+    def work(session) -> None:
+        identity.forget_openid(session, vault, openid, now)
+        conversations.request_erasure(session, openid, now)
+
+    await run_in_session(app, work)
+    log.info("unfollow: personal data of %s deleted", short_id(openid))
+    await erase_conversations(app, edge, [openid])
+
+
+async def delete_in_rasa(edge: WechatEdge, openid: str) -> int:
+    """Ask Rasa to delete ``openid``'s conversation (bot.channels ``/forget``)."""
+    assert edge.rasa is not None
+    url = f"{edge.settings.rasa_url}/webhooks/rest/forget"
+    try:
+        async with edge.rasa.post(url, json={"sender": openid}, timeout=aiohttp.ClientTimeout(total=30)) as response:
+            if response.status != 200:
+                raise RasaUnavailable(f"HTTP {response.status}")
+            return int((await response.json(content_type=None)).get("deleted", 0))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError) as error:
+        raise RasaUnavailable(type(error).__name__) from None
+
+
+async def erase_conversations(app: web.Application, edge: WechatEdge, openids: List[str]) -> int:
+    """Delete these users' conversations in Rasa and drop their erasure requests; a
+    request Rasa does not take waits for its next attempt. Returns how many went."""
+    done = 0
+    for openid in openids:
+        try:
+            gone = await delete_in_rasa(edge, openid)
+        except RasaUnavailable as error:
+            reason = str(error)
+            when = await run_in_session(app, lambda session: conversations.failed(session, openid, reason, edge.clock()))
+            log.warning("conversation of %s not deleted yet (%s); next attempt %s", short_id(openid), reason, when)
+            continue
+        await run_in_session(app, lambda session: conversations.erased(session, openid))
+        log.info("unfollow: conversation of %s deleted (%d events)", short_id(openid), gone)
+        done += 1
+    return done
+
+
+async def erasure_worker(app: web.Application, edge: WechatEdge, interval: float, stop: asyncio.Event) -> None:
+    """Retries the conversation deletions Rasa could not take (down, restarting)."""
+    while not stop.is_set():
+        try:
+            openids = await run_in_session(app, lambda session: conversations.due(session, edge.clock()))
+            if openids:
+                await erase_conversations(app, edge, openids)
+        except Exception as error:  # the database is down: try again at the next round
+            log.error("conversation erasures not retried: %s", type(error).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
 
 
 def payload(intent: str, entities: Mapping[str, Any]) -> str:
@@ -247,7 +297,7 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
     if kind == "event":
         event = inbound.event or ""
         if event == "unsubscribe":
-            await forget_user(app, openid)
+            await forget_user(app, edge, openid)
             return []
         if event == "view":
             return []
@@ -461,6 +511,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
                                   stop_event=stop))
         else:
             log.error("WECHAT_SECRET is not set: slow answers and the outbox cannot be delivered")
+        edge.spawn(erasure_worker(app, edge, interval=settings.outbox_interval, stop=stop))
         edge.stop = stop
         yield
         await stop_background(app)

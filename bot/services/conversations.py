@@ -1,18 +1,31 @@
-"""The Rasa conversation of a user, deleted when they unfollow the account.
+"""Where the Rasa conversations are, and the ones still to delete after an unfollow.
 
-Rasa 3.6 has no API to delete a conversation, so this removes its rows from the
-tracker store's ``events`` table (the SQL tracker store of endpoints.yml; the
-embedded default is SQLite at VETBOT_TRACKER_DB). A production tracker store on
-PostgreSQL takes the same statement through ``VETBOT_TRACKER_URL``.
+``tracker_url``: the tracker store the console reads transcripts from (endpoints.yml:
+SQLite at VETBOT_TRACKER_DB by default, or VETBOT_TRACKER_URL).
+
+The erasure queue: when a user unfollows, the gateway erases their data here and, in
+the same transaction, records that their conversation is to go (``request_erasure``);
+it then asks Rasa to delete it under Rasa's lock (bot.gateway.wechat, bot.tracker_erasure)
+and removes the request when Rasa confirms (``erased``). A request Rasa could not take
+(down, restarting) waits for the next attempt with a growing pause (``due``, ``failed``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.db.models import ConversationErasure
+from bot.db.session import as_utc
+
+FIRST_RETRY = dt.timedelta(seconds=30)
+LONGEST_RETRY = dt.timedelta(minutes=30)
+MAX_ERROR_CHARS = 200
 
 
 def tracker_url(tracker_db: Union[str, Path], environ: Optional[dict] = None) -> str:
@@ -20,14 +33,43 @@ def tracker_url(tracker_db: Union[str, Path], environ: Optional[dict] = None) ->
     return env.get("VETBOT_TRACKER_URL", "").strip() or f"sqlite:///{tracker_db}"
 
 
-def delete_conversation(tracker_db: Union[str, Path], sender_id: str) -> int:
-    """Delete every stored event of ``sender_id``; returns how many rows went."""
-    engine = create_engine(tracker_url(tracker_db), future=True)
-    try:
-        if "events" not in inspect(engine).get_table_names():
-            return 0  # nobody has talked yet
-        with engine.begin() as connection:
-            result = connection.execute(text("DELETE FROM events WHERE sender_id = :sender"), {"sender": sender_id})
-            return result.rowcount or 0
-    finally:
-        engine.dispose()
+def request_erasure(session: Session, openid: str, now: dt.datetime) -> None:
+    """Record that ``openid``'s conversation must go (once, however often they unfollow)."""
+    now = as_utc(now)
+    row = session.execute(select(ConversationErasure).where(ConversationErasure.openid == openid)).scalar_one_or_none()
+    if row is None:
+        session.add(ConversationErasure(openid=openid, requested_at=now, attempts=0, next_attempt_at=now))
+    else:
+        row.next_attempt_at = now
+    session.flush()
+
+
+def due(session: Session, now: dt.datetime, limit: int = 50) -> List[str]:
+    """The OpenIDs whose erasure is due for an attempt, oldest first."""
+    return list(session.execute(
+        select(ConversationErasure.openid).where(ConversationErasure.next_attempt_at <= as_utc(now))
+        .order_by(ConversationErasure.next_attempt_at, ConversationErasure.id).limit(limit)
+    ).scalars())
+
+
+def pending(session: Session) -> List[str]:
+    return list(session.execute(select(ConversationErasure.openid).order_by(ConversationErasure.id)).scalars())
+
+
+def erased(session: Session, openid: str) -> None:
+    """Rasa confirmed the deletion: the request goes."""
+    session.execute(delete(ConversationErasure).where(ConversationErasure.openid == openid))
+
+
+def failed(session: Session, openid: str, reason: str, now: dt.datetime) -> Optional[dt.datetime]:
+    """Rasa did not take it: try again later (30 s, doubling, at most every 30 minutes).
+    Returns when; None if the request is gone meanwhile."""
+    row = session.execute(select(ConversationErasure).where(ConversationErasure.openid == openid)).scalar_one_or_none()
+    if row is None:
+        return None
+    row.attempts += 1
+    pause = min(FIRST_RETRY * (2 ** min(row.attempts - 1, 16)), LONGEST_RETRY)
+    row.next_attempt_at = as_utc(now) + pause
+    row.last_error = reason[:MAX_ERROR_CHARS]
+    session.flush()
+    return row.next_attempt_at

@@ -81,6 +81,7 @@ FORGED_RASA_CALLS = [
     ("PUT", "/model", {"model_file": "/tmp/other.tar.gz"}),
     ("GET", "/status", None),
     ("POST", "/webhooks/rest/webhook", {"sender": "o-somebody-else", "message": "我的待遇"}),
+    ("POST", "/webhooks/rest/forget", {"sender": "o-somebody-else"}),  # erase someone's conversation
 ]
 
 
@@ -104,3 +105,7 @@ async def test_rasa_answers_its_own_installation(assistant):
         async with http.get(f"{assistant['url']}/conversations/o-internal-check/tracker") as response:
             assert response.status == 200
             assert [e["text"] for e in (await response.json())["events"] if e["event"] == "user"] == ["你好"]
+        async with http.post(f"{assistant['url']}/webhooks/rest/forget", json={"sender": "o-internal-check"}) as response:
+            assert response.status == 200 and (await response.json())["deleted"] > 0
+        async with http.get(f"{assistant['url']}/conversations/o-internal-check/tracker") as response:
+            assert [e for e in (await response.json())["events"] if e["event"] == "user"] == []

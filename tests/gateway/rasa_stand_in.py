@@ -49,6 +49,8 @@ class RasaStandIn:
         # real Rasa does (bot/rasa_auth.py): the gateway must send it on every call.
         self.secret: Optional[str] = None
         self.refused = 0
+        # While set, deleting a conversation answers 503 (Rasa restarting).
+        self.forget_down = False
 
     def tracker(self, sender: str) -> DialogueStateTracker:
         if sender not in self.trackers:
@@ -98,6 +100,13 @@ class RasaStandIn:
             tracker.update(Event.from_parameters(event))
         return web.json_response(tracker.current_state(EventVerbosity.NONE))
 
+    async def forget(self, request: web.Request) -> web.Response:
+        # bot.channels' /forget: the conversation goes (the real one: tests/test_tracker_erasure.py).
+        if self.forget_down:
+            return web.json_response({"error": "restarting"}, status=503)
+        tracker = self.trackers.pop((await request.json())["sender"], None)
+        return web.json_response({"deleted": len(tracker.events) if tracker else 0})
+
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})  # the action server's health check
 
@@ -112,6 +121,7 @@ class RasaStandIn:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_post("/webhooks/rest/webhook", self.webhook)
+        app.router.add_post("/webhooks/rest/forget", self.forget)
         app.router.add_get("/conversations/{sender}/tracker", self.get_tracker)
         app.router.add_post("/conversations/{sender}/tracker/events", self.append_events)
         app.router.add_get("/health", self.health)
