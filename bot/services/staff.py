@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
@@ -63,6 +64,7 @@ USERNAME_FAILURE_LIMIT = 5
 ADDRESS_FAILURE_LIMIT = 20
 
 WRONG_CREDENTIALS = "用户名或密码错误。"
+WRONG_CURRENT_PASSWORD = "原密码不正确。"
 
 _hasher = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4 (RFC 9106 low-memory profile)
 _dummy_hash: Optional[str] = None
@@ -199,34 +201,99 @@ def create_account(session: Session, username: str, display_name: str, password:
     return account
 
 
+def _whom(account: StaffAccount, note: Optional[str]) -> str:
+    """The audit line's detail: whose account, and (from the command line) who ran it."""
+    return account.username + (f"（{note}）" if note else "")
+
+
 def change_password(session: Session, account: StaffAccount, old_password: str, new_password: str,
                     now: dt.datetime, keep_session: Optional[str] = None) -> None:
     """The holder's own change: the old password first. Every other signed-in browser
-    of the account is signed out (all of them when ``keep_session`` is None)."""
+    of the account is signed out (all of them when ``keep_session`` is None), and a
+    one-time password's must-change mark is cleared."""
     if not _verify(account.password_hash, old_password):
-        raise StaffError("原密码不正确。")
+        raise StaffError(WRONG_CURRENT_PASSWORD)
     if new_password == old_password:
         raise StaffError("新密码不能与原密码相同。")
     set_password(session, account, new_password, now, keep_session=keep_session, by=account)
 
 
 def set_password(session: Session, account: StaffAccount, new_password: str, now: dt.datetime,
-                 keep_session: Optional[str] = None, by: Optional[StaffLike] = None) -> None:
-    """A new password (an admin's reset, or ``change_password``); ends the account's sessions."""
+                 keep_session: Optional[str] = None, by: Optional[StaffLike] = None,
+                 note: Optional[str] = None) -> None:
+    """A password chosen by its holder (``change_password``, or ``vetbot staff passwd``
+    on the server); ends the account's other sessions. The password is never audited."""
     problem = password_problem(new_password, account.username)
     if problem:
         raise StaffError(problem)
     account.password_hash = hash_password(new_password)
     account.password_changed_at = now
+    account.must_change_password = False
     end_sessions(session, account.id, keep=keep_session)
-    audit(session, by, "staff.password", "staff_account", account.id, account.username, now)
+    audit(session, by, "staff.password", "staff_account", account.id, _whom(account, note), now)
 
 
-def deactivate(session: Session, account: StaffAccount, now: dt.datetime, by: Optional[StaffLike] = None) -> None:
-    """停用: the account can no longer sign in, and its open sessions end now."""
+# A one-time password: no 0/O, 1/l/I to misread when it is passed on by phone.
+_OTP_UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+_OTP_LOWER = "abcdefghijkmnpqrstuvwxyz"
+_OTP_DIGITS = "23456789"
+
+
+def generate_password(username: str = "") -> str:
+    """Three groups of four (e.g. Hk7p-Xm3q-9Tdw): about 70 bits, every kind of character,
+    and within ``password_problem``'s rules."""
+    alphabet = _OTP_UPPER + _OTP_LOWER + _OTP_DIGITS
+    while True:
+        password = "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
+        if (any(c in _OTP_UPPER for c in password) and any(c in _OTP_LOWER for c in password)
+                and any(c in _OTP_DIGITS for c in password) and password_problem(password, username) is None):
+            return password
+
+
+def reset_password(session: Session, account: StaffAccount, now: dt.datetime, by: Optional[StaffLike] = None,
+                   note: Optional[str] = None) -> str:
+    """重置密码 (an admin for someone else): a generated one-time password, returned to be
+    shown once and never stored in clear; every session of the account ends, and the
+    holder must choose a password of their own at the next sign-in."""
+    password = generate_password(account.username)
+    account.password_hash = hash_password(password)
+    account.password_changed_at = now
+    account.must_change_password = True
+    end_sessions(session, account.id)
+    audit(session, by, "staff.reset", "staff_account", account.id, _whom(account, note), now)
+    return password
+
+
+def active_admins(session: Session) -> int:
+    return session.execute(
+        select(func.count()).select_from(StaffAccount).where(StaffAccount.role == "admin", StaffAccount.active)
+    ).scalar_one()
+
+
+def deactivate(session: Session, account: StaffAccount, now: dt.datetime, by: Optional[StaffLike] = None,
+               note: Optional[str] = None) -> None:
+    """停用: the account can no longer sign in, and its open sessions end now. Nobody
+    deactivates their own account, nor the last active admin (the console would have
+    no one left to manage it)."""
+    if not account.active:
+        raise StaffError(f"账号 {account.username} 已是停用状态。")
+    if by is not None and by.id == account.id:
+        raise StaffError("不能停用自己正在使用的账号。")
+    if account.role == "admin" and active_admins(session) <= 1:
+        raise StaffError(f"{account.username} 是唯一启用的系统管理员账号，不能停用；请先启用或创建另一个管理员账号。")
     account.active = False
     end_sessions(session, account.id)
-    audit(session, by, "staff.deactivate", "staff_account", account.id, account.username, now)
+    audit(session, by, "staff.deactivate", "staff_account", account.id, _whom(account, note), now)
+
+
+def activate(session: Session, account: StaffAccount, now: dt.datetime, by: Optional[StaffLike] = None,
+             note: Optional[str] = None) -> None:
+    """启用 a deactivated account again, with the password it had (reset it as well
+    when its holder has changed)."""
+    if account.active:
+        raise StaffError(f"账号 {account.username} 已是启用状态。")
+    account.active = True
+    audit(session, by, "staff.activate", "staff_account", account.id, _whom(account, note), now)
 
 
 def end_sessions(session: Session, staff_id: int, keep: Optional[str] = None) -> None:
@@ -256,23 +323,51 @@ def _username_key(vault: PiiVault, username: str) -> str:
     return vault.lookup_hash("staff-login", username)
 
 
+def _wait(session: Session, column, value: str, limit: int, now: dt.datetime) -> Optional[dt.timedelta]:
+    times = session.execute(
+        select(StaffLoginFailure.failed_at).where(column == value, StaffLoginFailure.failed_at > now - FAILURE_WINDOW)
+        .order_by(StaffLoginFailure.failed_at.desc()).limit(limit)
+    ).scalars().all()
+    if len(times) < limit:
+        return None
+    # Allowed again once the oldest of the last `limit` failures leaves the window.
+    return as_utc(times[-1]) + FAILURE_WINDOW - now
+
+
 def throttled_for(session: Session, vault: PiiVault, username: str, address: str,
                   now: dt.datetime) -> Optional[dt.timedelta]:
     """How long sign-in stays refused for this name or this address, or None when it is allowed."""
-    since = now - FAILURE_WINDOW
-    waits: List[dt.timedelta] = []
-    for column, value, limit in (
-        (StaffLoginFailure.username_key, _username_key(vault, username), USERNAME_FAILURE_LIMIT),
-        (StaffLoginFailure.address, address, ADDRESS_FAILURE_LIMIT),
-    ):
-        times = session.execute(
-            select(StaffLoginFailure.failed_at).where(column == value, StaffLoginFailure.failed_at > since)
-            .order_by(StaffLoginFailure.failed_at.desc()).limit(limit)
-        ).scalars().all()
-        if len(times) >= limit:
-            # Allowed again once the oldest of the last `limit` failures leaves the window.
-            waits.append(as_utc(times[-1]) + FAILURE_WINDOW - now)
+    waits = [wait for wait in (
+        _wait(session, StaffLoginFailure.username_key, _username_key(vault, username), USERNAME_FAILURE_LIMIT, now),
+        _wait(session, StaffLoginFailure.address, address, ADDRESS_FAILURE_LIMIT, now),
+    ) if wait is not None]
     return max(waits) if waits else None
+
+
+def name_throttled_for(session: Session, vault: PiiVault, username: str,
+                       now: dt.datetime) -> Optional[dt.timedelta]:
+    """How long sign-in stays refused for this name whatever the address (the accounts page)."""
+    return _wait(session, StaffLoginFailure.username_key, _username_key(vault, username), USERNAME_FAILURE_LIMIT, now)
+
+
+def record_failure(session: Session, vault: PiiVault, username: str, address: str, now: dt.datetime) -> None:
+    """One failed attempt (a sign-in, or a wrong current password on the change-password
+    page) for the name and the address; failures older than the window are pruned."""
+    session.execute(delete(StaffLoginFailure).where(StaffLoginFailure.failed_at <= now - FAILURE_WINDOW))
+    session.add(StaffLoginFailure(username_key=_username_key(vault, username), address=(address or "unknown")[:64],
+                                  failed_at=now))
+    session.flush()
+
+
+def unlock(session: Session, vault: PiiVault, account: StaffAccount, now: dt.datetime,
+           by: Optional[StaffLike] = None, note: Optional[str] = None) -> int:
+    """解除登录限制: forget the failed attempts for the account's name (not those of an
+    address: they end by themselves with the window). Returns how many were forgotten."""
+    cleared = session.execute(
+        delete(StaffLoginFailure).where(StaffLoginFailure.username_key == _username_key(vault, account.username))
+    ).rowcount or 0
+    audit(session, by, "staff.unlock", "staff_account", account.id, _whom(account, note), now)
+    return cleared
 
 
 def throttled_message(wait: dt.timedelta) -> str:
@@ -299,9 +394,7 @@ def authenticate(session: Session, vault: PiiVault, username: str, password: str
         ok = _verify(account.password_hash, password) and account.active
 
     if not ok:
-        session.execute(delete(StaffLoginFailure).where(StaffLoginFailure.failed_at <= now - FAILURE_WINDOW))
-        session.add(StaffLoginFailure(username_key=_username_key(vault, username), address=address, failed_at=now))
-        session.flush()
+        record_failure(session, vault, username, address, now)
         log.info("console sign-in failed", extra={"address": address})
         return SignInResult(SignInStatus.WRONG, message=WRONG_CREDENTIALS)
 
