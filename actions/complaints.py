@@ -13,6 +13,7 @@ category within 24 hours is offered as an addition to the first.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import Any, Dict, List, Optional, Text
 
@@ -24,6 +25,7 @@ from rasa_sdk.types import DomainDict
 from actions import resources
 from actions.appointments import _in_session, _intent, _station_id, _text, chosen_button, chosen_entities, yes_or_no
 from actions.handoff import hand_over, paused
+from bot.pii import NotDecryptable
 from bot.services import complaints as register
 from bot.services import contacts, handoff
 from bot.services import stations as network
@@ -34,6 +36,7 @@ FORM_SLOTS = ("complaint_description", "complaint_details", "complaint_category"
               "complaint_phone", "complaint_confirmed", "complaint_fix", "complaint_urgent",
               "complaint_attachments", "complaint_target", "complaint_addition")
 PHONE_PURPOSE = "complaint_phone"
+log = logging.getLogger(__name__)
 PHONE_MARKERS = ("[手机号已隐去]", "[电话号码已隐去]")
 # "I have said everything": the end of the description.
 DONE_WORDS = ("说完了", "说完", "讲完了", "写完了", "完了", "没有了", "没了", "就这些", "就这些了", "就这样",
@@ -530,16 +533,20 @@ class ActionSubmitComplaint(Action):
                 _add_attachments(session, view.case_number, openid, attachments, veteran_id, current)
                 return "merged", view
             if urgent:
-                channel, protected = ("bound_phone" if veteran_id else "wechat"), None
+                channel, phone = ("bound_phone" if veteran_id else "wechat"), None
                 category, place, station = None, None, None
             else:
                 channel = tracker.get_slot("complaint_reply")
-                protected = None
+                phone = None
                 if channel == "case_phone":
                     draft = contacts.take(session, openid, PHONE_PURPOSE, current)
                     if draft is None:
                         return "phone_expired", None
-                    protected = draft
+                    try:
+                        phone = draft.number(resources.vault())  # sealed again, bound to the case
+                    except NotDecryptable:
+                        log.error("a contact draft does not decrypt in its row (altered, or another key)")
+                        return "phone_unreadable", None
                 category = tracker.get_slot("complaint_category")
                 place = tracker.get_slot("complaint_place")
                 place = None if place == "无" else place
@@ -547,8 +554,7 @@ class ActionSubmitComplaint(Action):
                 station = _station_id(session, code) if code else None
             view = register.register(
                 session, resources.vault(), openid, veteran_id, category, description, place,
-                station, channel, None, urgent, current,
-                case_phone_protected=protected)
+                station, channel, phone, urgent, current)
             _add_attachments(session, view.case_number, openid, attachments, veteran_id, current)
             if view.urgent:  # staff take the conversation over at once, first in the queue
                 told["when"] = hand_over(session, openid, "urgent", current, urgent=True,
@@ -562,8 +568,9 @@ class ActionSubmitComplaint(Action):
             dispatcher.utter_message(text=f"{error}")
             return [SlotSet("complaint_reply", None), SlotSet("complaint_phone", None),
                     SlotSet("complaint_confirmed", None), FollowupAction("complaint_form")]
-        if outcome == "phone_expired":  # the form asks for the number again, the rest is kept
-            dispatcher.utter_message(text="您留的电话已超过30分钟，为安全起见已经删除。")
+        if outcome in ("phone_expired", "phone_unreadable"):  # the form asks for the number again
+            dispatcher.utter_message(text="您留的电话已超过30分钟，为安全起见已经删除。" if outcome == "phone_expired"
+                                     else "您留的电话未能读取，请重新发送一次号码。")
             return [SlotSet("complaint_phone", None), SlotSet("complaint_confirmed", None),
                     FollowupAction("complaint_form")]
         if outcome == "merge_failed":  # the form goes on as a new case

@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Veteran, WechatBinding, utcnow  # noqa: E402
 from bot.db.session import make_engine, make_session_factory, session_scope  # noqa: E402
-from bot.pii import PiiVault  # noqa: E402
+from bot.pii import VETERAN_ID, PiiVault  # noqa: E402
 from bot.seed import seed  # noqa: E402
 from bot.services import veterans  # noqa: E402
 from bot.services.stations import load_stations  # noqa: E402
@@ -77,9 +77,9 @@ def run(url: str, count: int) -> None:
         rows = [{"openid": f"o{n:027d}", "veteran_id": vid, "bound_at": utcnow()} for n, vid in enumerate(ids)]
         session.execute(insert(WechatBinding.__table__), rows)
         sample = session.execute(
-            select(Veteran.id, Veteran.id_cipher).where(Veteran.id.in_(rng.sample(ids, min(LOOKUPS, len(ids)))))
+            select(Veteran.id_hash, Veteran.id_cipher).where(Veteran.id.in_(rng.sample(ids, min(LOOKUPS, len(ids)))))
         ).all()
-    numbers = [vault.decrypt(cipher) for _, cipher in sample]
+    numbers = [vault.decrypt(cipher, VETERAN_ID, id_hash) for id_hash, cipher in sample]
     openids = [row["openid"] for row in rng.sample(rows, min(LOOKUPS, len(rows)))]
 
     def timed(fn, keys):

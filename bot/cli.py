@@ -7,6 +7,7 @@
     vetbot validate   rasa data validate; unexpected warnings fail
     vetbot evaluate   score the NLU on the held-out split and write the report
     vetbot db upgrade migrate the veteran database to the latest schema
+    vetbot pii rewrap bind the ciphertexts written before 0011 to their rows (serve does it at start)
     vetbot load-stations  (re)load the service network from data/stations.yml
     vetbot load-services  (re)load bookable services and closures (data/services.yml, closures.yml)
     vetbot calendar-check check data/holidays.yml; warn when the holiday data ends within 60 days
@@ -82,6 +83,20 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print("数据库已升级到最新结构。")
     return 0
+
+
+def cmd_pii_rewrap(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+    from bot.services.rewrap import rewrap_all, summary_zh
+
+    settings, engine, factory, vault = _database(args)
+    try:
+        upgrade(settings.database_url)
+        counts = rewrap_all(factory, vault)
+    finally:
+        engine.dispose()
+    print(summary_zh(counts))
+    return 1 if any(count.unreadable for count in counts) else 0
 
 
 def cmd_load_stations(args: argparse.Namespace) -> int:
@@ -231,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="migrate to the latest schema (Alembic)")
     db_upgrade.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    pii = sub.add_parser("pii", help="personal numbers at rest")
+    pii_sub = pii.add_subparsers(dest="pii_command", required=True)
+    pii_rewrap = pii_sub.add_parser(
+        "rewrap", help="seal the ciphertexts of before the row binding again, bound to their rows (idempotent)")
+    pii_rewrap.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
+    pii_rewrap.set_defaults(func=cmd_pii_rewrap)
 
     stations = sub.add_parser("load-stations", help="(re)load the service network from its data file")
     stations.add_argument("file", nargs="?", default=None, help="default: data/stations.yml")

@@ -35,7 +35,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.db.session import session_scope
-from bot.pii import PiiVault
+from bot.pii import VETERAN_PHONE, PiiVault
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -169,7 +169,8 @@ class Seeder:
         deceased = age > 80 and rng.random() < 0.3
         protected_id = self.vault.protect_id(self._id_number(birth, gender))
         has_phone = not deceased and rng.random() < 0.93
-        protected_phone = self.vault.protect_phone(self._phone()) if has_phone else None
+        protected_phone = (self.vault.protect_phone(self._phone(), VETERAN_PHONE, protected_id.lookup)
+                           if has_phone else None)
         return {
             "id": vid, "name": self._name(gender),
             "id_hash": protected_id.lookup, "id_cipher": protected_id.cipher, "id_masked": protected_id.masked,
@@ -326,7 +327,8 @@ def ensure_demo_veteran(factory: sessionmaker, vault: PiiVault, today: dt.date) 
         station = session.execute(
             select(Station).where(Station.tier == "community").order_by(Station.code)
         ).scalars().first()
-        protected_id, protected_phone = vault.protect_id(demo.id_number), vault.protect_phone(demo.phone)
+        protected_id = vault.protect_id(demo.id_number)
+        protected_phone = vault.protect_phone(demo.phone, VETERAN_PHONE, protected_id.lookup)
         veteran = Veteran(
             name=demo.name, id_hash=protected_id.lookup, id_cipher=protected_id.cipher,
             id_masked=protected_id.masked, phone_hash=protected_phone.lookup,

@@ -1,11 +1,21 @@
 """ID numbers (GB 11643) and how personal numbers are kept at rest."""
 
+import base64
 import datetime as dt
+import os
 
 import pytest
 
 from bot import idcard
-from bot.pii import PiiVault, mask_id, mask_phone, normalize_phone
+from bot.pii import (CASE_PHONE, VETERAN_ID, VETERAN_PHONE, NotDecryptable, PiiVault, mask_id, mask_phone,
+                     normalize_phone)
+
+
+def v1_cipher(vault: PiiVault, value: str) -> str:
+    """A ciphertext as bot.pii wrote it before the row binding (no associated data)."""
+    nonce = os.urandom(12)
+    sealed = vault._aead.encrypt(nonce, value.encode("utf-8"), None)
+    return "v1:" + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
 # The example number of GB 11643 (check character X), in both cases.
@@ -58,15 +68,45 @@ def test_lookup_hash_is_keyed_and_stable():
 def test_cipher_round_trips_and_hides_the_number():
     vault = PiiVault("key-one")
     protected = vault.protect_id("11010519491231002X")
-    assert "11010519491231002X" not in protected.cipher
-    assert vault.decrypt(protected.cipher) == "11010519491231002X"
+    assert "11010519491231002X" not in protected.cipher and protected.cipher.startswith("v2:")
+    assert vault.decrypt(protected.cipher, VETERAN_ID, protected.lookup) == "11010519491231002X"
     assert vault.protect_id("11010519491231002X").cipher != protected.cipher  # fresh nonce
-    with pytest.raises(Exception):
-        PiiVault("key-two").decrypt(protected.cipher)
+    with pytest.raises(NotDecryptable):
+        PiiVault("key-two").decrypt(protected.cipher, VETERAN_ID, protected.lookup)
+
+
+def test_a_ciphertext_opens_only_in_its_table_column_and_row():
+    vault = PiiVault("key-one")
+    mine, other = vault.protect_id("11010519491231002X"), vault.protect_id(idcard.make("310114", dt.date(1970, 1, 1), 31))
+    phone = vault.protect_phone("13812345678", VETERAN_PHONE, mine.lookup)
+    assert vault.decrypt(phone.cipher, VETERAN_PHONE, mine.lookup) == "13812345678"
+    for where, row_key in ((VETERAN_PHONE, other.lookup),  # another veteran's row
+                           (VETERAN_ID, mine.lookup),  # another column of the same row
+                           (CASE_PHONE, mine.lookup)):  # another table
+        with pytest.raises(NotDecryptable):
+            vault.decrypt(phone.cipher, where, row_key)
+    with pytest.raises(NotDecryptable):  # altered
+        vault.decrypt(phone.cipher[:-4] + ("AAAA" if not phone.cipher.endswith("AAAA") else "BBBB"),
+                      VETERAN_PHONE, mine.lookup)
+    with pytest.raises(NotDecryptable):
+        vault.decrypt("v9:whatever", VETERAN_PHONE, mine.lookup)
+
+
+def test_old_unbound_ciphertexts_still_open_and_are_rewrapped_bound():
+    vault = PiiVault("key-one")
+    old = v1_cipher(vault, "13812345678")
+    assert vault.decrypt(old, VETERAN_PHONE, "any row") == "13812345678"  # v1 is read as before
+    bound = vault.rewrap(old, VETERAN_PHONE, "row-a")
+    assert bound.startswith("v2:") and vault.decrypt(bound, VETERAN_PHONE, "row-a") == "13812345678"
+    assert vault.rewrap(bound, VETERAN_PHONE, "row-a") == bound  # already bound: unchanged
+    with pytest.raises(NotDecryptable):
+        vault.decrypt(bound, VETERAN_PHONE, "row-b")
 
 
 def test_masks():
-    assert mask_id("11010519491231002X") == "110105********002X"
+    # Only province and prefecture: with the birth date, gender and district stored in
+    # clear, any further digit would narrow the number down (tests/db/test_ids_at_rest.py).
+    assert mask_id("11010519491231002X") == "1101**************"
     assert mask_phone("13812345678") == "138****5678"
 
 

@@ -25,6 +25,7 @@ case's page with what the staff member typed kept in the form.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlencode
 
@@ -36,9 +37,12 @@ from bot.console.auth import SignedIn, current_staff, now_utc, require_staff
 from bot.console.pages import CASE_ROLES, local, query_int, render_console, see_other
 from bot.db.models import COMPLAINT_STATES, ComplaintCase, Station, Veteran
 from bot.gateway.app import VAULT, run_in_session
+from bot.pii import NotDecryptable
 from bot.services import complaints as cs
 from bot.services import handoff
 from bot.services import staff as staff_service
+
+log = logging.getLogger(__name__)
 
 AUDIT_LABELS = {
     "complaint.view": "查看投诉",
@@ -340,9 +344,13 @@ async def show_case(request: web.Request, staff: SignedIn, case_id: Optional[int
         now = now_utc()
         view = visible_case(session, staff, case_id, now)
         context = case_context(session, staff, view)
-        phone = None
+        phone, context["phone_unreadable"] = None, False
         if reveal:
-            phone = cs.reply_phone(session, request.app[VAULT], view.id)
+            try:
+                phone = cs.reply_phone(session, request.app[VAULT], view.id)
+            except NotDecryptable:
+                log.error("complaint case %d: the stored phone does not decrypt in its row", view.id)
+                context["phone_unreadable"] = True
             staff_service.audit(session, staff, "complaint.phone", "complaint_case", view.id,
                                 f"{view.case_number} 查看完整号码", now)
         else:

@@ -50,7 +50,7 @@ from bot.db.models import (
     Veteran,
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
-from bot.pii import PiiVault, Protected, normalize_phone
+from bot.pii import CASE_PHONE, VETERAN_PHONE, PiiVault, normalize_phone
 from bot.redaction import redact
 from bot.services.datafile import DataFileError
 from bot.services.identity import register_personal_data_eraser
@@ -511,14 +511,13 @@ def _event(session: Session, case_id: int, kind: str, actor: str, now: dt.dateti
 def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_id: Optional[int],
              category: Optional[str], description: str, place: Optional[str], station_id: Optional[int],
              reply_channel: str, case_phone: Optional[str], urgent: bool, now: dt.datetime,
-             *, rules: Optional[ComplaintRules] = None, actor: str = "user",
-             case_phone_protected: Optional[Protected] = None) -> CaseView:
+             *, rules: Optional[ComplaintRules] = None, actor: str = "user") -> CaseView:
     """登记: a new case, its first history row, and the 登记告知 in the outbox (unless anonymous).
 
     ``category`` None: recognised from the description (其他 if nothing matches).
     ``reply_channel``: bound_phone (the bound veteran's phone on the roster; needs
-    ``veteran_id``), case_phone (``case_phone`` in clear, or ``case_phone_protected``
-    as bot.pii protected it, e.g. a contact draft from chat), wechat (answered in
+    ``veteran_id``), case_phone (``case_phone``, stored as bot.pii protects a phone
+    bound to the case number; a contact draft from chat is opened first), wechat (answered in
     WeChat only, no phone) or anonymous (no messages, and no link to the veteran; the
     OpenID stays so that the user can follow the case in chat). Urgent when ``urgent`` or the description names an urgency
     keyword; urgent cases get priority 1. Raises ComplaintError (a Chinese message)
@@ -534,13 +533,12 @@ def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_i
         raise ComplaintError(f"问题类别只能是{'、'.join(rules.category_names)}之一。")
     if reply_channel not in REPLY_CHANNELS:
         raise ComplaintError("请选择答复方式：已绑定的手机号、另留电话、微信答复或匿名。")
-    protected = case_phone_protected
-    if reply_channel == "case_phone" and protected is None:
-        number = normalize_phone(case_phone or "")
-        if not (7 <= len(number) <= 12):
+    phone = None
+    if reply_channel == "case_phone":
+        phone = normalize_phone(case_phone or "")
+        if not (7 <= len(phone) <= 12):
             raise ComplaintError("请留一个能联系到您的电话号码（手机或座机）。")
-        protected = vault.protect_phone(number)
-    elif reply_channel != "case_phone" and (case_phone or protected is not None):
+    elif case_phone:
         raise ComplaintError("只有选择“另留电话”时才需要留电话。")
     if reply_channel == "bound_phone" and veteran_id is None:
         raise ComplaintError("您还没有绑定身份，不能用绑定的手机号接收答复；可以另留电话或选择匿名。")
@@ -552,6 +550,7 @@ def register(session: Session, vault: PiiVault, openid: Optional[str], veteran_i
 
     # The counter upsert is this transaction's first write (on SQLite it waits for the lock).
     number = _next_number(session, local_time(now).date())
+    protected = vault.protect_phone(phone, CASE_PHONE, number) if phone else None
     row = ComplaintCase(
         case_number=number, openid=openid or None, veteran_id=veteran_id, category=category,
         description=description, place=place, station_id=station_id, reply_channel=reply_channel,
@@ -912,14 +911,20 @@ def case_in_scope(view: "CaseView", role: str, visible_station_ids, sees_unassig
 def reply_phone(session: Session, vault: PiiVault, case_id: int) -> Optional[str]:
     """The number to answer the case on, in clear: the case phone, or for ``bound_phone``
     the bound veteran's phone on the roster; None when there is none. For the console's
-    deliberate reveal only (the caller audits it); views carry the masked number."""
+    deliberate reveal only (the caller audits it); views carry the masked number.
+    bot.pii.NotDecryptable when the stored ciphertext does not belong to its row
+    (copied from another one, altered) or was sealed with another key."""
     row = session.get(ComplaintCase, case_id, populate_existing=True)
     if row is None:
         return None
-    cipher = row.phone_cipher
-    if cipher is None and row.reply_channel == "bound_phone" and row.veteran_id is not None:
-        cipher = session.execute(select(Veteran.phone_cipher).where(Veteran.id == row.veteran_id)).scalar_one_or_none()
-    return vault.decrypt(cipher) if cipher else None
+    if row.phone_cipher is not None:
+        return vault.decrypt(row.phone_cipher, CASE_PHONE, row.case_number)
+    if row.reply_channel == "bound_phone" and row.veteran_id is not None:
+        bound = session.execute(select(Veteran.id_hash, Veteran.phone_cipher)
+                                .where(Veteran.id == row.veteran_id)).one_or_none()
+        if bound is not None and bound.phone_cipher is not None:
+            return vault.decrypt(bound.phone_cipher, VETERAN_PHONE, bound.id_hash)
+    return None
 
 
 def overdue(session: Session, now: dt.datetime, *, limit: Optional[int] = None,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import ContactDraft
 from bot.db.session import as_utc, execute_write
-from bot.pii import PiiVault, normalize_phone
+from bot.pii import DRAFT_PHONE, PiiVault, normalize_phone
 from bot.services.identity import register_personal_data_eraser
 
 DRAFT_TTL = dt.timedelta(minutes=30)
@@ -29,9 +29,14 @@ PURPOSES = ("complaint_phone",)
 
 @dataclass(frozen=True)
 class Draft:
+    openid: str
     lookup: str
-    cipher: str
+    cipher: str  # bound to this user's draft row (DRAFT_PHONE): opened with ``number``
     masked: str
+
+    def number(self, vault: PiiVault) -> str:
+        """The number in clear, for the action that stores it elsewhere (sealed again there)."""
+        return vault.decrypt(self.cipher, DRAFT_PHONE, self.openid)
 
 
 def plausible_phone(number: str) -> bool:
@@ -45,7 +50,7 @@ def save(session: Session, vault: PiiVault, openid: str, purpose: str, number: s
     if purpose not in PURPOSES:
         raise ValueError(f"not a contact purpose: {purpose}")
     now = as_utc(now)
-    protected = vault.protect_phone(normalize_phone(number))
+    protected = vault.protect_phone(normalize_phone(number), DRAFT_PHONE, openid)
     execute_write(session, delete(ContactDraft).where(
         ContactDraft.openid == openid, ContactDraft.purpose == purpose), synchronize_session=False)
     session.add(ContactDraft(openid=openid, purpose=purpose, phone_hash=protected.lookup,
@@ -60,7 +65,7 @@ def peek(session: Session, openid: str, purpose: str, now: dt.datetime) -> Optio
         select(ContactDraft).where(ContactDraft.openid == openid, ContactDraft.purpose == purpose,
                                    ContactDraft.created_at > as_utc(now) - DRAFT_TTL)
         .order_by(ContactDraft.id.desc()).limit(1)).scalar_one_or_none()
-    return None if row is None else Draft(row.phone_hash, row.phone_cipher, row.phone_masked)
+    return None if row is None else Draft(row.openid, row.phone_hash, row.phone_cipher, row.phone_masked)
 
 
 def take(session: Session, openid: str, purpose: str, now: dt.datetime) -> Optional[Draft]:

@@ -4,8 +4,9 @@ Every row is checked in full before anything is written and every problem of a
 row is reported, so that the office can correct a file in one pass. Valid rows
 are upserted by the keyed hash of the ID number, one transaction per batch;
 importing the same file twice changes nothing. Rejected rows go to a CSV report
-that Excel opens, with the ID number masked: neither the report nor a log line
-ever holds an ID or phone number in clear.
+that Excel opens, with the ID number masked as everywhere (bot.pii.mask_id: the
+first four digits only): neither the report nor a log line ever holds an ID or
+phone number in clear, nor digits that with the birth date would rebuild one.
 
 The file is authoritative for the columns it has: a blank cell clears the field
 (a blank 状态 means 在世), a column the file lacks leaves the field as it is.
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from bot import idcard
 from bot.db.models import DISCHARGE_CATEGORIES, VETERAN_STATUSES, Entitlement, Station, Veteran, utcnow
 from bot.db.session import session_scope
-from bot.pii import MOBILE, PiiVault, mask_id, normalize_phone
+from bot.pii import MOBILE, VETERAN_PHONE, PiiVault, mask_id, normalize_phone
 
 log = logging.getLogger(__name__)
 
@@ -574,7 +575,8 @@ class _Inserts:
 
     def add(self, vault: PiiVault, record: _Record, merged: Dict[str, Any]) -> None:
         protected = vault.protect_id(record.id_number)
-        phone = vault.protect_phone(record.values["phone"]) if record.values.get("phone") else None
+        phone = (vault.protect_phone(record.values["phone"], VETERAN_PHONE, protected.lookup)
+                 if record.values.get("phone") else None)
         now = utcnow()
         self.veterans.append({
             **merged,
@@ -638,7 +640,7 @@ def _upsert(
         # The cipher is randomised, so the keyed hash is what tells whether the number changed.
         if (vault.phone_lookup(phone_number) if phone_number else None) != veteran.phone_hash:
             if phone_number:
-                phone = vault.protect_phone(phone_number)
+                phone = vault.protect_phone(phone_number, VETERAN_PHONE, veteran.id_hash)
                 veteran.phone_hash, veteran.phone_cipher, veteran.phone_masked = (
                     phone.lookup, phone.cipher, phone.masked
                 )

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.models import WechatToken
 from bot.db.session import as_utc, dialect_insert, execute_write, session_scope
-from bot.pii import PiiVault
+from bot.pii import ACCESS_TOKEN, PiiVault
 from bot.wechat.token import AccessToken, TokenBackend, TokenError
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class DatabaseTokenBackend(TokenBackend):
     def _write(self, session: Session, token: AccessToken) -> None:
         now = _at(self._clock())
         if self._vault is not None:
-            stored = {"token_cipher": self._vault.encrypt(token.value), "token_plain": None}
+            stored = {"token_cipher": self._vault.encrypt(token.value, ACCESS_TOKEN, self._appid),
+                      "token_plain": None}
         else:
             stored = {"token_cipher": None, "token_plain": token.value}
         values = dict(stored, expires_at=_at(token.expires_at), updated_at=now)
@@ -182,7 +183,7 @@ class DatabaseTokenBackend(TokenBackend):
             log.warning("the stored access_token is encrypted and this process has no key; fetching a new one")
             return None
         try:
-            return self._vault.decrypt(cipher)
-        except Exception:  # another key (InvalidTag) or a damaged value: as if absent
+            return self._vault.decrypt(cipher, ACCESS_TOKEN, self._appid)
+        except Exception:  # another key, another row's token or a damaged value: as if absent
             log.warning("the stored access_token cannot be decrypted with this key; fetching a new one")
             return None

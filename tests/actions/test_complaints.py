@@ -32,6 +32,7 @@ from actions.complaints import (
 )
 from bot.db.models import CaseEvent, ComplaintCase, ContactDraft, Outbox, WechatBinding
 from bot.db.session import session_scope
+from bot.pii import CASE_PHONE
 from bot.services import complaints as register
 from bot.services import contacts, handoff
 from bot.services.stations import SHANGHAI
@@ -298,7 +299,7 @@ async def test_case_phone_given_in_chat_is_kept_only_protected(factory, vault):
     await chat.say("确认", "affirm")
     (case,) = _cases(factory)
     assert case.reply_channel == "case_phone" and case.phone_masked == "138****5678"
-    assert vault.decrypt(case.phone_cipher) == "13812345678"
+    assert vault.decrypt(case.phone_cipher, CASE_PHONE, case.case_number) == "13812345678"
     with session_scope(factory) as session:  # the draft is gone once used
         assert session.execute(select(func.count()).select_from(ContactDraft)).scalar_one() == 0
 

@@ -5,6 +5,7 @@ pages' own forms, through the real aiohttp application, on SQLite and on Postgre
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.console import complaints as pages
-from bot.db.models import AuditEntry, CaseEvent, ComplaintCase, Outbox, StaffAccount
+from bot.db.models import AuditEntry, CaseEvent, ComplaintCase, Outbox, StaffAccount, Veteran
 from bot.db.session import session_scope
 from bot.services import complaints as cs
 from tests.console.helpers import audit_actions, form_csrf, session_token, sign_in
@@ -309,6 +310,26 @@ async def test_the_bound_veterans_phone_is_the_reply_phone(console_client, accou
     html = await case_page(console_client, case.id)
     assert "张三明" in html and "138****5678" in html and "13812345678" not in html
     assert "13812345678" in await (await step(console_client, case.id, "phone")).text()
+
+
+async def test_a_phone_copied_from_another_row_is_not_shown(console_client, accounts, vault, caplog):
+    """A ciphertext copied into the veteran's row from another one (bot.pii binds each to
+    its row): the reveal says the number cannot be read, the log says why, nothing breaks."""
+    veteran = add_veteran(accounts, vault, name="张三明", phone="13812345678")
+    other = add_veteran(accounts, vault, name="李四海", phone="13900000000", sequence=125)
+    with session_scope(accounts) as session:
+        copied = session.get(Veteran, other.veteran_id).phone_cipher
+        session.get(Veteran, veteran.veteran_id).phone_cipher = copied
+    case = file_case(accounts, vault, "抚恤金没发", station="JD-AT", reply_channel="bound_phone",
+                     veteran_id=veteran.veteran_id)
+    await signed_in(console_client, "wangkz")
+    with caplog.at_level(logging.ERROR, logger="bot.console.complaints"):
+        response = await step(console_client, case.id, "phone")
+    html = await response.text()
+    assert response.status == 200 and "完整号码无法读取" in html
+    assert "13900000000" not in html and "13812345678" not in html
+    assert "does not decrypt in its row" in caplog.text
+    assert len(audit_rows(accounts, "complaint.phone")) == 1  # the attempt is audited all the same
 
 
 async def test_an_anonymous_case_has_no_number_to_show(console_client, accounts, vault):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.migrate import downgrade, upgrade
 from bot.db.models import Base, Station, Veteran, WechatBinding
 from bot.db.session import make_engine
+from bot.pii import VETERAN_PHONE
 
 
 def _veteran(vault, **overrides):
@@ -91,15 +92,16 @@ def test_station_tiers_and_parents_are_checked(session_factory):
 
 
 def test_the_database_never_holds_a_clear_id_number(session_factory, vault, database_url):
+    veteran = _veteran(vault)
+    phone = vault.protect_phone("13812345678", VETERAN_PHONE, veteran["id_hash"])
     with session_factory() as session:
-        session.execute(insert(Veteran.__table__), [_veteran(vault, phone_hash=vault.phone_lookup("13812345678"),
-                                                             phone_cipher=vault.encrypt("13812345678"),
-                                                             phone_masked="138****5678")])
+        session.execute(insert(Veteran.__table__), [dict(veteran, phone_hash=phone.lookup,
+                                                         phone_cipher=phone.cipher, phone_masked=phone.masked)])
         session.commit()
         row = session.execute(text("SELECT * FROM veterans")).mappings().one()
     dump = " ".join(str(value) for value in row.values())
     assert "11010519491231002X" not in dump and "13812345678" not in dump
-    assert row["id_masked"] == "110105********002X"
+    assert row["id_masked"] == "1101**************"
 
 
 def test_0004_keeps_the_register_and_its_history(database_url):

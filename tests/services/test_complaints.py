@@ -16,6 +16,7 @@ from sqlalchemy import event, func, select, text
 
 from bot.db.models import CaseEvent, ComplaintCase, Outbox
 from bot.db.session import session_scope
+from bot.pii import CASE_PHONE, NotDecryptable
 from bot.services import complaints as cs
 from bot.services import identity
 from bot.services.complaints import CaseClosed, ComplaintDataError, ComplaintError, InvalidTransition
@@ -479,7 +480,8 @@ def test_no_clear_phone_number_anywhere(db, vault):
         messages = session.execute(text("SELECT * FROM outbox")).mappings().all()
     dump = " ".join(str(v) for r in [row, *history_rows, *messages] for v in r.values())
     assert PHONE not in dump and "139 1234 5678" not in dump
-    assert row["phone_hash"] == vault.phone_lookup(PHONE) and vault.decrypt(row["phone_cipher"]) == PHONE
+    assert row["phone_hash"] == vault.phone_lookup(PHONE)
+    assert vault.decrypt(row["phone_cipher"], CASE_PHONE, row["case_number"]) == PHONE
     assert row["phone_masked"] == view.phone_masked == "139****5678"
     assert "[手机号已隐去]" in view.description
 
@@ -561,19 +563,26 @@ def test_list_cases_filters_and_pages(db, vault):
         assert [e.action for e in cs.history(session, b.id)] == ["登记", "分类指导"]
 
 
-def test_reply_in_wechat_and_a_phone_protected_beforehand(db, vault):
+def test_reply_in_wechat_and_a_case_phone_bound_to_its_case(db, vault):
     """The chat's two ways: replies in WeChat only (no phone; messages still go out),
-    and a case phone the chat channel protected before the action saw it."""
+    and a case phone, sealed bound to the case number: copied into another case it
+    does not decrypt, and the console's reveal says so (NotDecryptable)."""
     in_wechat = file_case(db, vault, reply_channel="wechat", case_phone=None)
     assert in_wechat.reply_channel == "wechat" and in_wechat.phone_masked is None
     assert [m.kind for m in outbox(db)] == ["complaint_accepted"]
-    protected = vault.protect_phone("02169590001")
     with session_scope(db) as session:
-        view = cs.register(session, vault, "o-phone", None, "其他", "窗口没人", None, None, "case_phone", None,
-                           False, NOW, case_phone_protected=protected)
+        view = cs.register(session, vault, "o-phone", None, "其他", "窗口没人", None, None, "case_phone",
+                           "021-69590001", False, NOW)
         row = session.get(ComplaintCase, view.id)
-        assert row.phone_hash == protected.lookup and vault.decrypt(row.phone_cipher) == "02169590001"
+        assert row.phone_hash == vault.phone_lookup("02169590001")
+        assert vault.decrypt(row.phone_cipher, CASE_PHONE, row.case_number) == "02169590001"
+        assert cs.reply_phone(session, vault, view.id) == "02169590001"
+        cipher = row.phone_cipher
     assert view.phone_masked == "021****0001"
+    with session_scope(db) as session:  # what a hand on the database would do
+        other = session.get(ComplaintCase, in_wechat.id)
+        other.reply_channel, other.phone_hash, other.phone_cipher = "case_phone", "x" * 64, cipher
+    with pytest.raises(NotDecryptable), session_scope(db) as session:
+        cs.reply_phone(session, vault, in_wechat.id)
     with pytest.raises(ComplaintError, match="另留电话"), session_scope(db) as session:
-        cs.register(session, vault, "o-x", None, "其他", "窗口没人", None, None, "wechat", None, False, NOW,
-                    case_phone_protected=protected)
+        cs.register(session, vault, "o-x", None, "其他", "窗口没人", None, None, "wechat", "02169590001", False, NOW)

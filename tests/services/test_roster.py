@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from bot import idcard
 from bot.db.models import Station, Veteran
 from bot.db.session import session_scope
-from bot.pii import mask_id
+from bot.pii import VETERAN_ID, VETERAN_PHONE, mask_id
 from bot.services import roster
 from bot.services.roster import RosterError, import_roster, summary_zh
 
@@ -124,7 +124,7 @@ def veterans_by_id(session_factory, vault) -> Dict[str, Veteran]:
     """Every veteran, keyed by the decrypted ID number."""
     with session_scope(session_factory) as s:
         found = s.execute(select(Veteran).options(selectinload(Veteran.entitlements))).scalars().all()
-        return {vault.decrypt(v.id_cipher): v for v in found}
+        return {vault.decrypt(v.id_cipher, VETERAN_ID, v.id_hash): v for v in found}
 
 
 def categories(veteran: Veteran) -> set:
@@ -155,7 +155,7 @@ def test_csv_import_stores_good_rows_and_reports_every_problem(session_factory, 
     assert (zhang.branch, zhang.discharge_category, zhang.status, zhang.deceased_on) == ("陆军", "复员", "在世", None)
     assert (zhang.district, zhang.street, zhang.community) == ("嘉定区", "菊园新区", "嘉呈社区")
     assert zhang.station_id == stations["嘉呈社区"]
-    assert vault.decrypt(zhang.phone_cipher) == "13812345678"
+    assert vault.decrypt(zhang.phone_cipher, VETERAN_PHONE, zhang.id_hash) == "13812345678"
     assert zhang.phone_masked == "138****5678"
     assert zhang.phone_hash == vault.phone_lookup("13812345678")
     assert zhang.id_hash == vault.id_lookup(ZHANG) and zhang.id_masked == mask_id(ZHANG)
@@ -167,7 +167,7 @@ def test_csv_import_stores_good_rows_and_reports_every_problem(session_factory, 
     assert li.station_id == stations["安亭镇"]  # no station for 黄渡村: the street's
     assert (li.status, categories(li)) == ("在世", set())
 
-    assert vault.decrypt(wang.phone_cipher) == "13900001111"
+    assert vault.decrypt(wang.phone_cipher, VETERAN_PHONE, wang.id_hash) == "13900001111"
     assert (wang.enlisted_on, wang.discharged_on) == (dt.date(1990, 9, 1), dt.date(2000, 9, 1))
     assert (wang.status, wang.deceased_on) == ("已故", dt.date(2020, 3, 5))
     assert wang.station_id is None  # 马陆镇 has no station here
@@ -197,7 +197,7 @@ def test_reimport_changes_nothing_and_one_new_phone_updates_one_veteran(session_
     assert (third.inserted, third.updated, third.unchanged, third.rejected) == (0, 1, 2, 10)
     after = veterans_by_id(session_factory, vault)
     assert {k for k, v in after.items() if v.updated_at != before[k]} == {ZHANG}
-    assert vault.decrypt(after[ZHANG].phone_cipher) == "13812340000"
+    assert vault.decrypt(after[ZHANG].phone_cipher, VETERAN_PHONE, after[ZHANG].id_hash) == "13812340000"
     assert after[ZHANG].phone_masked == "138****0000"
 
 
@@ -244,7 +244,7 @@ def test_xlsx_with_title_row_numeric_cells_and_datetimes(session_factory, vault,
     veterans = veterans_by_id(session_factory, vault)
     assert set(veterans) == {numeric, with_x}
     assert veterans[numeric].enlisted_on == dt.date(1988, 9, 1)
-    assert vault.decrypt(veterans[numeric].phone_cipher) == "13812345678"
+    assert vault.decrypt(veterans[numeric].phone_cipher, VETERAN_PHONE, veterans[numeric].id_hash) == "13812345678"
     assert veterans[numeric].station_id is None  # no stations in this database
     assert (veterans[with_x].gender, veterans[with_x].enlisted_on) == ("女", dt.date(1995, 3, 1))
     assert read_report(tmp_path / "out" / "errors.csv")[1:] == [
@@ -296,7 +296,7 @@ def test_columns_the_file_lacks_are_left_alone(session_factory, vault, tmp_path)
     zhang = veterans_by_id(session_factory, vault)[ZHANG]
     assert zhang.discharged_on == dt.date(1993, 1, 1)
     assert categories(zhang) == {"参战退役人员"}
-    assert vault.decrypt(zhang.phone_cipher) == "13812345678"  # no phone column: kept
+    assert vault.decrypt(zhang.phone_cipher, VETERAN_PHONE, zhang.id_hash) == "13812345678"  # no phone column: kept
     assert (zhang.enlisted_on, zhang.branch) == (dt.date(1988, 9, 1), "陆军")
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, insert, select
 from bot import idcard
 from bot.db.models import ApplicationStep, BenefitApplication, Station, Veteran
 from bot.db.session import session_scope
+from bot.pii import VETERAN_ID, VETERAN_PHONE
 from bot.seed import DEMO_VETERAN, seed
 from bot.services import benefits, veterans
 
@@ -35,17 +36,17 @@ def test_seed_makes_consistent_people(session_factory, vault):
         people = session.execute(select(Veteran)).scalars().all()
         assert len(people) == 301  # and the documented demo veteran
         for person in people:
-            number = vault.decrypt(person.id_cipher)
+            number = vault.decrypt(person.id_cipher, VETERAN_ID, person.id_hash)
             card = idcard.parse(number)
             assert card is not None, "every ID number has a valid check character"
             assert card.birth_date == person.birth_date and card.gender == person.gender
-            assert person.id_masked == number[:6] + "********" + number[-4:]
+            assert person.id_masked == number[:4] + "*" * 14
             assert person.birth_date < person.enlisted_on <= person.discharged_on <= TODAY
             assert (person.enlisted_on - person.birth_date).days >= 17 * 365
             assert person.community in ("甲社区", "乙村") and person.station_id in (3, 4)
             assert person.id_hash == vault.id_lookup(number)
             if person.phone_cipher:
-                assert vault.phone_lookup(vault.decrypt(person.phone_cipher)) == person.phone_hash
+                assert vault.phone_lookup(vault.decrypt(person.phone_cipher, VETERAN_PHONE, person.id_hash)) == person.phone_hash
         # Application histories end in the status the application shows.
         for application in session.execute(select(BenefitApplication)).scalars():
             assert application.history and application.history[-1].status == application.status

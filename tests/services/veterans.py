@@ -9,7 +9,7 @@ from typing import Optional
 from bot import idcard
 from bot.db.models import Veteran
 from bot.db.session import session_scope
-from bot.pii import PiiVault
+from bot.pii import VETERAN_PHONE, PiiVault
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def add_veteran(factory, vault: PiiVault, name: str = "张三明", phone: Option
                 status: str = "在世") -> RosterEntry:
     number = idcard.make("110105", birth, sequence)
     protected_id = vault.protect_id(number)
-    protected_phone = vault.protect_phone(phone) if phone else None
+    protected_phone = vault.protect_phone(phone, VETERAN_PHONE, protected_id.lookup) if phone else None
     with session_scope(factory) as session:
         veteran = Veteran(
             name=name,

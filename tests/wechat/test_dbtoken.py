@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.db.models import WechatToken
 from bot.db.session import make_engine, make_session_factory, session_scope
-from bot.pii import PiiVault
+from bot.pii import ACCESS_TOKEN, PiiVault
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
 from bot.wechat.token import AccessToken, AccessTokenStore, TokenError
@@ -55,7 +55,7 @@ async def test_gateways_sharing_the_database_fetch_the_token_once(session, api_b
     assert row.refreshing_until is None and row.refresh_holder is None  # the lock was released
     if encrypted:
         assert row.token_plain is None and values[0] not in row.token_cipher
-        assert vault.decrypt(row.token_cipher) == values[0]
+        assert vault.decrypt(row.token_cipher, ACCESS_TOKEN, TEST_APPID) == values[0]
     else:
         assert row.token_cipher is None and row.token_plain == values[0]
 
