@@ -5,8 +5,9 @@ the stations' staff and for trainers.
 ``bot.console.auth`` holds sign-in, sessions, CSRF and the role and scope checks that
 every console page uses; ``bot.console.pages`` the frame and the audit log; the sections
 are ``handoffs`` (人工接待, with ``live`` for updates without a reload), ``complaints``
-(投诉登记簿), ``appointments`` (预约) and ``dashboard`` (数据看板, with ``charts``);
-``bot.console.accounts_cli`` is ``vetbot create-staff``.
+(投诉登记簿), ``appointments`` (预约), ``dashboard`` (数据看板, with ``charts``) and
+``accounts`` (修改密码 for everyone, 账号管理 for admins); ``bot.console.accounts_cli``
+is ``vetbot create-staff`` and ``vetbot staff …``.
 """
 
 from __future__ import annotations

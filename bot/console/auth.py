@@ -5,6 +5,11 @@ SameSite=Lax, Secure when the public URL is https, path /console); the database 
 only its SHA-256 (console_sessions), so signing out, a password change or a
 deactivation ends the session on the server whatever the browser still holds.
 Sessions expire after ``SESSION_IDLE`` without use and ``SESSION_MAX`` after sign-in.
+An account signed in with an admin's one-time password (``must_change_password``) can
+open only the change-password page and sign out until it has chosen its own.
+
+Sign-in is throttled by the client's address (``request_address``): the peer's, or,
+through a trusted reverse proxy (VETBOT_TRUSTED_PROXIES), what it says it saw.
 
 Every POST under /console carries a CSRF token: an HMAC, keyed by the session's own
 secret, of the path the form posts to (``csrf_token``); the console middleware
@@ -32,6 +37,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from bot.db.models import ConsoleSession, StaffAccount
+from bot.client_address import client_address
 from bot.db.session import as_utc
 from bot.gateway.app import SETTINGS, url_prefix
 from bot.services import staff as staff_service
@@ -71,6 +77,7 @@ class SignedIn:
     visible_station_ids: FrozenSet[int]
     session_id: str
     csrf_secret: str
+    must_change_password: bool = False  # signed in with a one-time password
 
     @property
     def role_label(self) -> str:
@@ -112,7 +119,7 @@ def resume_session(session: Session, token: str, now: dt.datetime) -> Optional[S
         id=account.id, username=account.username, display_name=account.display_name, role=account.role,
         station_id=account.station_id, station_name=station.name if station is not None else None,
         visible_station_ids=staff_service.visible_station_ids(session, account),
-        session_id=row.id, csrf_secret=row.csrf_secret,
+        session_id=row.id, csrf_secret=row.csrf_secret, must_change_password=account.must_change_password,
     )
 
 
@@ -168,6 +175,13 @@ def csrf_ok(expected: str, submitted: str) -> bool:
 
 def current_staff(request: web.Request) -> Optional[SignedIn]:
     return request.get(STAFF)
+
+
+def request_address(request: web.Request) -> str:
+    """The client's address for throttling (bot.client_address: X-Forwarded-For only
+    from a trusted proxy)."""
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                          request.app[SETTINGS].trusted_proxies)
 
 
 _SAFE_NEXT = re.compile(r"/console(?:/[A-Za-z0-9_\-/]*)?")

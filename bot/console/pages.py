@@ -6,14 +6,17 @@ and what every section shares.
     POST /console/logout    sign out: the session ends on the server
     GET  /console           home: who is signed in, the role, the area they see, the sections
     GET  /console/audit     审计日志 (admins only)
+    GET|POST /console/password    修改密码 (every account; bot.console.accounts)
+    GET  /console/accounts  账号管理 (admins only; bot.console.accounts)
     GET  /console/static/…  the console's own script (bot/console/static)
 
 The sections are modules of their own (SECTION_MODULES: handoffs, complaints,
-appointments, dashboard), each adding its routes with ``setup(app)``.
+appointments, dashboard, accounts), each adding its routes with ``setup(app)``.
 ``console_middleware`` runs for every path under /console: it resolves the session
-cookie into ``request[STAFF]``, sends anyone not signed in to the sign-in page,
-refuses (403) any POST without the form's CSRF token, renders the console's own
-error pages and sets its Content-Security-Policy. Server-rendered HTML, usable on a
+cookie into ``request[STAFF]``, sends anyone not signed in to the sign-in page and an
+account holding a one-time password to the change-password page, refuses (403) any
+POST without the form's CSRF token, renders the console's own error pages and sets
+its Content-Security-Policy. Server-rendered HTML, usable on a
 station's old PC: the only script (live updates of the handoff queue and transcript)
 is the console's own, and every page works without it."""
 
@@ -45,6 +48,7 @@ from bot.console.auth import (
     current_staff,
     end_session,
     now_utc,
+    request_address,
     require_staff,
     resume_session,
     safe_next,
@@ -69,6 +73,10 @@ TRACKER = web.AppKey("console_tracker", TrackerReader)
 # Reachable without a session (everything else under /console needs one).
 PUBLIC_PATHS = frozenset({"/console/login"})
 PUBLIC_PREFIXES = ("/console/static/",)
+# All an account signed in with an admin's one-time password may open until it has
+# chosen a password of its own.
+PASSWORD_PAGE = "/console/password"
+MUST_CHANGE_PATHS = frozenset({PASSWORD_PAGE, "/console/logout"})
 
 LOGIN_REASONS = {
     "expired": "登录已超时或已在别处退出，请重新登录。",
@@ -83,11 +91,12 @@ SECTIONS = (
     ("预约", "/console/appointments", CASE_ROLES),
     ("数据看板", "/console/dashboard", ("admin", "district", "station", "trainer")),
     ("审计日志", "/console/audit", ("admin",)),
+    ("账号管理", "/console/accounts", ("admin",)),
 )
 # The modules with the sections' pages; each has ``setup(app)`` adding its routes and
 # may have ``AUDIT_LABELS`` (audit action → what the audit log page shows).
 SECTION_MODULES = ("bot.console.handoffs", "bot.console.complaints", "bot.console.appointments",
-                   "bot.console.dashboard")
+                   "bot.console.dashboard", "bot.console.accounts")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The console may run its own script (live queue and transcript) and talk to itself;
@@ -175,6 +184,8 @@ async def _signed_in(request: web.Request, handler) -> web.StreamResponse:
             if token:
                 clear_session_cookie(response, request.app)
             return response
+        if staff.must_change_password and request.path not in MUST_CHANGE_PATHS:
+            return see_other(request, PASSWORD_PAGE)  # a POST elsewhere is not carried out
         if request.method == "POST":
             data = await request.post()
             if not csrf_ok(csrf_token(staff, request.path), str(data.get("csrf", ""))):
@@ -244,24 +255,24 @@ async def submit_login(request: web.Request) -> web.Response:
     if not username or not password:
         return login_page(request, nonce, message="请输入用户名和密码。", username=username, next_path=next_path)
 
-    vault, address = request.app[VAULT], request.remote or "unknown"
+    vault, address = request.app[VAULT], request_address(request)
 
     def work(session: Session):
         now = now_utc()
         result = staff_service.authenticate(session, vault, username, password, address, now)
         if result.status is not staff_service.SignInStatus.OK:
-            return result.status, result.message, None
+            return result.status, result.message, None, False
         account = result.account
         assert account is not None
         token = start_session(session, account, now)
         staff_service.audit(session, account, "login", "staff_account", account.id, None, now)
-        return result.status, "", token
+        return result.status, "", token, account.must_change_password
 
-    status, message, token = await run_in_session(request.app, work)
+    status, message, token, must_change = await run_in_session(request.app, work)
     if token is None:
         code = 429 if status is staff_service.SignInStatus.THROTTLED else 401
         return login_page(request, nonce, message=message, username=username, next_path=next_path, status=code)
-    response = see_other(request, next_path)
+    response = see_other(request, PASSWORD_PAGE if must_change else next_path)
     set_session_cookie(response, request.app, token)
     clear_login_cookie(response, request.app)
     return response
