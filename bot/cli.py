@@ -4,6 +4,7 @@
     vetbot serve      run Rasa and the action server in the foreground; Ctrl-C stops all
     vetbot chat       chat in the terminal with the running assistant, as a simulated WeChat user
     vetbot create-staff USER --role R [--station CODE] --name NAME   a console account (工作台账号)
+    vetbot staff passwd|reset|deactivate|activate|unlock USER          look after one (bot.console.accounts_cli)
     vetbot validate   rasa data validate; unexpected warnings fail
     vetbot evaluate   score the NLU on the held-out split and write the report
     vetbot db upgrade migrate the veteran database to the latest schema
@@ -39,6 +40,12 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
     from bot.console.accounts_cli import run_create_staff
 
     return run_create_staff(args)
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    from bot.console.accounts_cli import run_staff
+
+    return run_staff(args)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -283,12 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     roster.add_argument("--report", default=None, help="error report (default: <file>.errors.csv)")
     roster.add_argument("--database-url", default=None, help="default: VETBOT_DATABASE_URL")
     roster.set_defaults(func=cmd_import_roster)
-    from bot.console.accounts_cli import add_create_staff_arguments
+    from bot.console.accounts_cli import add_create_staff_arguments, add_staff_arguments
 
     create_staff = sub.add_parser("create-staff",
                                   help="create a console account (password asked twice, or VETBOT_STAFF_PASSWORD)")
     add_create_staff_arguments(create_staff)
     create_staff.set_defaults(func=cmd_create_staff)
+
+    staff = sub.add_parser("staff", help="console accounts: passwd, reset, deactivate, activate, unlock USERNAME")
+    add_staff_arguments(staff)
+    staff.set_defaults(func=cmd_staff)
     return parser
 
 
