@@ -55,7 +55,7 @@ def _choices(session: Session, staff: SignedIn) -> List[Station]:
     (codes sort a street's communities right after it)."""
     return list(session.execute(
         select(Station).where(Station.id.in_(select(StationService.station_id)),
-                              staff_service.station_filter(staff, staff.visible_station_ids, Station.id))
+                              staff.scope.where_station(Station.id))
         .order_by(Station.code)
     ).scalars())
 
@@ -66,7 +66,7 @@ def _station(session: Session, staff: SignedIn, asked: str, choices: List[Statio
     if asked:
         station = (session.get(Station, int(asked)) if asked.isdigit() and len(asked) < 12 else
                    session.execute(select(Station).where(Station.code == asked)).scalar_one_or_none())
-        if station is None or not staff_service.station_visible(staff, staff.visible_station_ids, station.id):
+        if station is None or not staff.scope.station(station.id):
             raise web.HTTPNotFound()
         return station
     own = [s for s in choices if s.id == staff.station_id]
@@ -174,9 +174,11 @@ async def day_view(request: web.Request) -> web.Response:
 Marker = Callable[[Session, int, SignedIn, dt.datetime], ap.MarkResult]
 
 MARKERS: Dict[str, Tuple[str, Marker]] = {
-    "attended": ("appointments.attended", lambda s, i, staff, now: ap.mark_attended(s, i, staff.id, now)),
-    "no-show": ("appointments.no_show", lambda s, i, staff, now: ap.mark_no_show(s, i, staff.id, now)),
-    "undo": ("appointments.undo", lambda s, i, staff, now: ap.undo_mark(s, i, now)),
+    "attended": ("appointments.attended",
+                 lambda s, i, staff, now: ap.mark_attended(s, i, staff.id, now, scope=staff.scope)),
+    "no-show": ("appointments.no_show",
+                lambda s, i, staff, now: ap.mark_no_show(s, i, staff.id, now, scope=staff.scope)),
+    "undo": ("appointments.undo", lambda s, i, staff, now: ap.undo_mark(s, i, now, scope=staff.scope)),
 }
 
 
@@ -192,13 +194,10 @@ async def mark(request: web.Request) -> web.Response:
 
     def work(session: Session) -> Tuple[ap.MarkResult, str, Optional[Dict[str, Any]]]:
         now = now_utc()
-        station_id = ap.appointment_station(session, appointment_id)
-        if station_id is None or not staff_service.station_visible(staff, staff.visible_station_ids, station_id):
-            raise web.HTTPNotFound()  # another area's appointment: the same answer as none at all
         result = marker(session, appointment_id, staff, now)
-        if result.booking is None:
+        if result.booking is None:  # none, or another area's: the same answer
             raise web.HTTPNotFound()
-        station_code = session.get(Station, station_id).code
+        station_code = session.get(Station, ap.appointment_station(session, appointment_id)).code
         if result.ok:
             staff_service.audit(session, staff, action, "appointment", appointment_id,
                                 f"{result.booking.code} → {result.booking.status_name}", now)

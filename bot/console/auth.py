@@ -30,7 +30,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Awaitable, Callable, FrozenSet, Iterable, Optional
+from typing import Awaitable, Callable, Iterable, Optional
 
 from aiohttp import web
 from sqlalchemy import delete
@@ -40,7 +40,7 @@ from bot.db.models import ConsoleSession, StaffAccount
 from bot.client_address import client_address
 from bot.db.session import as_utc
 from bot.gateway.app import SETTINGS, url_prefix
-from bot.services import staff as staff_service
+from bot.services.scope import Scope
 from bot.services.staff import ROLE_LABELS
 
 SESSION_COOKIE = "vetbot_console"
@@ -74,7 +74,7 @@ class SignedIn:
     role: str
     station_id: Optional[int]
     station_name: Optional[str]
-    visible_station_ids: FrozenSet[int]
+    scope: Scope  # what case data they see and act on (bot.services.scope)
     session_id: str
     csrf_secret: str
     must_change_password: bool = False  # signed in with a one-time password
@@ -118,7 +118,7 @@ def resume_session(session: Session, token: str, now: dt.datetime) -> Optional[S
     return SignedIn(
         id=account.id, username=account.username, display_name=account.display_name, role=account.role,
         station_id=account.station_id, station_name=station.name if station is not None else None,
-        visible_station_ids=staff_service.visible_station_ids(session, account),
+        scope=Scope.of(session, account),
         session_id=row.id, csrf_secret=row.csrf_secret, must_change_password=account.must_change_password,
     )
 
@@ -232,5 +232,5 @@ def require_staff(roles: Optional[Iterable[str]] = None) -> Callable[[Handler], 
 def not_found_unless_visible(staff: SignedIn, station_id: Optional[int]) -> None:
     """404 for a record (by its station) outside the staff member's area: exactly what a
     record that does not exist answers, so an id in a URL reveals nothing."""
-    if not staff_service.station_visible(staff, staff.visible_station_ids, station_id):
+    if not staff.scope.station(station_id):
         raise web.HTTPNotFound()

@@ -109,7 +109,7 @@ async def dashboard(request: web.Request) -> web.Response:
     cases: Optional[Dict[str, Any]] = None
     if staff.role in CASE_ROLES:
         case_figures = await run_in_session(request.app, lambda session: metrics.case_figures(
-            session, staff, staff.visible_station_ids, period, now))
+            session, staff.scope, period, now))
         if case_figures is not None:
             cases = case_view(case_figures, conversation["conversations"] if conversation else None)
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from bot.console import live
 from bot.console.auth import SignedIn, current_staff, now_utc, require_staff
 from bot.console.pages import CASE_ROLES, CONSOLE_TEMPLATES, TRACKER, local, query_int, render_console, see_other
-from bot.db.models import ComplaintCase, Handoff, StaffAccount, Station
+from bot.db.models import ComplaintCase, StaffAccount, Station
 from bot.gateway.app import SESSION_FACTORY, SETTINGS, run_in_session, url_prefix
 from bot.gateway.handoff import StaffActionError, hand_back, staff_reply, take_over
 from bot.labels import intent_label
@@ -139,7 +139,7 @@ def _station_names(session: Session, ids) -> Dict[int, str]:
 def _visible_handoff(session: Session, staff: SignedIn, handoff_id: int) -> handoffs.HandoffView:
     """The handoff, or 404 when it does not exist or lies outside the staff member's area."""
     view = handoffs.get(session, handoff_id)
-    if view is None or not staff_service.station_visible(staff, staff.visible_station_ids, view.station_id):
+    if view is None or not staff.scope.station(view.station_id):
         raise web.HTTPNotFound()
     return view
 
@@ -185,8 +185,7 @@ def _fragment(request: web.Request, template: str, **context: Any) -> str:
 
 def _queue_rows(session: Session, reader: TrackerReader, staff: SignedIn) -> List[Dict[str, Any]]:
     now = local_time(now_utc())
-    where = staff_service.station_filter(staff, staff.visible_station_ids, Handoff.station_id)
-    views = handoffs.queue(session, limit=QUEUE_LIMIT, where=where)
+    views = handoffs.queue(session, staff.scope, limit=QUEUE_LIMIT)
     last = reader.last_user_messages(v.openid for v in views)
     names = _names(session, (v.claimed_by for v in views))
     stations = _station_names(session, (v.station_id for v in views))
@@ -410,10 +409,9 @@ async def close(request: web.Request) -> web.Response:
     staff = current_staff(request)
     if view.state == "closed":
         return await _show(request, view.id, error="这个会话已经交还给机器人了。", status=409)
-    if view.claimed_by != staff_key(staff) and staff.role not in ("admin", "district"):
-        return await _show(request, view.id, error="只有接待这个会话的工作人员可以交还机器人。", status=409)
-    try:
-        result = await _through_gateway(request, hand_back, view.id, staff_key(staff), staff_name=staff.display_name)
+    try:  # who may hand back (the claimer, an admin, district staff) is the service's rule
+        result = await _through_gateway(request, hand_back, view.id, staff_key(staff), staff_name=staff.display_name,
+                                        scope=staff.scope)
     except (handoffs.HandoffError, StaffActionError) as error:
         return await _show(request, view.id, error=str(error), status=409)
     await _audit(request, "handoff.close", "handoff", view.id)
@@ -433,7 +431,7 @@ def _recent(session: Session, reader: TrackerReader, staff: SignedIn) -> List[Di
     rows = []
     for conversation in recent:
         station_id, name = bound.get(conversation.sender_id, (None, None))
-        if not staff_service.station_visible(staff, staff.visible_station_ids, station_id):
+        if not staff.scope.station(station_id):
             continue
         rows.append({
             "openid": conversation.sender_id, "at": conversation.last_at.strftime("%m-%d %H:%M"),
@@ -475,7 +473,7 @@ async def take_over_post(request: web.Request) -> web.Response:
 
     def scope(session: Session) -> Optional[int]:
         station_id = handoffs.station_for_openid(session, openid)
-        if not openid or not staff_service.station_visible(staff, staff.visible_station_ids, station_id):
+        if not openid or not staff.scope.station(station_id):
             raise web.HTTPNotFound()
         return station_id
 

@@ -297,7 +297,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 def scope_text(staff: SignedIn) -> str:
-    count = len(staff.visible_station_ids)
+    count = len(staff.scope.station_ids)
     if staff.role == "admin":
         return f"全部站点（共{count}个）及未分配站点的事项"
     if staff.role == "district":

@@ -36,6 +36,7 @@ from bot.db.session import session_scope
 from bot.redaction import redact
 from bot.services import handoff, wechat_failures
 from bot.services.complaints import is_urgent
+from bot.services.scope import Scope
 from bot.wechat.client import SendResult, WechatClient
 from bot.wechat.render import to_wechat_texts
 
@@ -134,10 +135,13 @@ async def take_over(factory: sessionmaker, http: aiohttp.ClientSession, rasa_url
 
 async def hand_back(factory: sessionmaker, http: aiohttp.ClientSession, rasa_url: str, client: WechatClient,
                     handoff_id: int, staff: str, now: Optional[dt.datetime] = None,
-                    staff_name: Optional[str] = None) -> SendResult:
-    """Close the handoff, resume the conversation, tell the user the bot is back."""
+                    staff_name: Optional[str] = None, scope: Optional[Scope] = None) -> SendResult:
+    """Close the handoff, resume the conversation, tell the user the bot is back. Only the
+    staff member who claimed it, an admin or district staff (by their ``scope``) may:
+    handoff.HandoffError otherwise, before anything reaches Rasa or the user."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    view = await asyncio.to_thread(lambda: _in_session(factory, lambda s: handoff.close(s, handoff_id, staff, now)))
+    view = await asyncio.to_thread(lambda: _in_session(
+        factory, lambda s: handoff.close(s, handoff_id, staff, now, scope=scope)))
     # Resumed, told, and listening: the user's next message starts a normal turn.
     await _append(http, rasa_url, view.openid, [
         {"event": "resume"},

@@ -57,6 +57,7 @@ from bot.db.models import (
 from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.services.datafile import DataFileError
 from bot.services.identity import register_personal_data_eraser
+from bot.services.scope import Scope
 from bot.text import normalize
 from bot.services.stations import (
     SHANGHAI,
@@ -1528,9 +1529,17 @@ def day_schedule(session: Session, station_id: int, day: dt.date) -> DaySchedule
 
 
 def appointment_station(session: Session, appointment_id: int) -> Optional[int]:
-    """The station of an appointment (for the console's scope check), or None when
-    there is no such appointment."""
+    """The station of an appointment, or None when there is no such appointment."""
     return session.execute(select(Appointment.station_id).where(Appointment.id == appointment_id)).scalar_one_or_none()
+
+
+def _outside(session: Session, appointment_id: int, scope: Optional[Scope]) -> bool:
+    """Whether the appointment lies outside the staff member's ``scope`` (then it is
+    NOT_FOUND to them, like one that does not exist)."""
+    if scope is None:
+        return False
+    station_id = appointment_station(session, appointment_id)
+    return station_id is None or not scope.station(station_id)
 
 
 class MarkStatus(enum.Enum):
@@ -1581,9 +1590,9 @@ def _booking(session: Session, appointment_id: int) -> Optional[DayBooking]:
 
 
 def _mark(session: Session, appointment_id: int, status: str, staff_id: Optional[int],
-          now: dt.datetime) -> MarkResult:
+          now: dt.datetime, scope: Optional[Scope]) -> MarkResult:
     now = as_utc(now)
-    booking = _booking(session, appointment_id)
+    booking = None if _outside(session, appointment_id, scope) else _booking(session, appointment_id)
     if booking is None:
         return MarkResult(MarkStatus.NOT_FOUND)
     if booking.status == "cancelled":
@@ -1609,23 +1618,26 @@ def _mark(session: Session, appointment_id: int, status: str, staff_id: Optional
     return MarkResult(MarkStatus.DONE, booking)
 
 
-def mark_attended(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime) -> MarkResult:
+def mark_attended(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime,
+                  scope: Optional[Scope] = None) -> MarkResult:
     """已办理: the person came. Only a booking still 'booked' whose day has come (someone
-    early for a later slot the same day may be received)."""
-    return _mark(session, appointment_id, "attended", staff_id, now)
+    early for a later slot the same day may be received). With the staff member's
+    ``scope``, only an appointment of their area (else NOT_FOUND), here and below."""
+    return _mark(session, appointment_id, "attended", staff_id, now, scope)
 
 
-def mark_no_show(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime) -> MarkResult:
+def mark_no_show(session: Session, appointment_id: int, staff_id: Optional[int], now: dt.datetime,
+                 scope: Optional[Scope] = None) -> MarkResult:
     """未到场: the person did not come. Only a booking still 'booked' whose slot has begun.
     The seat stays counted: the slot's time is gone."""
-    return _mark(session, appointment_id, "no_show", staff_id, now)
+    return _mark(session, appointment_id, "no_show", staff_id, now, scope)
 
 
-def undo_mark(session: Session, appointment_id: int, now: dt.datetime) -> MarkResult:
+def undo_mark(session: Session, appointment_id: int, now: dt.datetime, scope: Optional[Scope] = None) -> MarkResult:
     """Undo a record of attended / no_show made by mistake, back to 'booked': only on
     the day (Beijing time) it was made."""
     now = as_utc(now)
-    booking = _booking(session, appointment_id)
+    booking = None if _outside(session, appointment_id, scope) else _booking(session, appointment_id)
     if booking is None:
         return MarkResult(MarkStatus.NOT_FOUND)
     if booking.status not in ("attended", "no_show"):

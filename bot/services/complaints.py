@@ -34,7 +34,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import chinese_calendar
 import yaml
-from sqlalchemy import and_, delete, false, func, or_, select, true, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import (
@@ -54,6 +54,7 @@ from bot.pii import CASE_PHONE, VETERAN_PHONE, PiiVault, normalize_phone
 from bot.redaction import redact
 from bot.services.datafile import DataFileError
 from bot.services.identity import register_personal_data_eraser
+from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI, local_time
 from bot.settings import PROJECT_ROOT
 from bot.text import normalize
@@ -615,12 +616,16 @@ def _transition(session: Session, row: ComplaintCase, to_state: str, action: str
 
 def classify(session: Session, case_id: int, actor: str, category: str, assigned_to: Optional[str],
              station_id: Optional[int] = None, note: Optional[str] = None, *, now: dt.datetime,
-             priority: Optional[int] = None, rules: Optional[ComplaintRules] = None) -> CaseView:
+             priority: Optional[int] = None, rules: Optional[ComplaintRules] = None,
+             scope: Optional[Scope] = None) -> CaseView:
     """分类指导: accept (受理) the case, confirm or change its category and route it to a
-    department or a station (``station_id``; its name is ``assigned_to`` when that is not given)."""
+    department or a station (``station_id``; its name is ``assigned_to`` when that is not given).
+    With the staff member's ``scope``, only to a station of their area."""
     rules = rules or default_rules()
     if category not in rules.category_names:
         raise ComplaintError(f"问题类别只能是{'、'.join(rules.category_names)}之一。")
+    if station_id is not None and scope is not None and not scope.station(station_id):
+        raise ComplaintError("请从列表中选择承办服务站。")
     if station_id is not None:
         station = session.get(Station, station_id)
         if station is None:
@@ -819,8 +824,8 @@ def _overdue_condition(now: dt.datetime):
     return and_(ComplaintCase.state.in_(OPEN_STATES), ComplaintCase.due_at < as_utc(now))
 
 
-def _filters(state, category, station_id, overdue, urgent, now) -> list:
-    conditions = []
+def _filters(state, category, station_id, overdue, urgent, now, scope=None, unrouted=False) -> list:
+    conditions = [] if scope is None else [scope.where_case()]
     if state is not None:
         conditions.append(ComplaintCase.state == state)
     if category is not None:
@@ -835,23 +840,25 @@ def _filters(state, category, station_id, overdue, urgent, now) -> list:
                               ComplaintCase.due_at >= as_utc(now)))
     if urgent is not None:
         conditions.append(ComplaintCase.urgent.is_(bool(urgent)))
+    if unrouted:  # about no station and handled by none
+        conditions.append(and_(ComplaintCase.station_id.is_(None), ComplaintCase.assigned_station_id.is_(None)))
     return conditions
 
 
 def list_cases(session: Session, state: Optional[str] = None, category: Optional[str] = None,
                station_id: Optional[int] = None, overdue: Optional[bool] = None, *, now: dt.datetime,
                urgent: Optional[bool] = None, limit: int = 50, offset: int = 0,
-               rules: Optional[ComplaintRules] = None, scope=None, before_id: Optional[int] = None,
+               rules: Optional[ComplaintRules] = None, scope: Optional[Scope] = None,
+               unrouted: bool = False, before_id: Optional[int] = None,
                after_id: Optional[int] = None) -> List[CaseView]:
     """The console's register: newest first, filtered by state, category, station (about
-    it or assigned to it), past the deadline or not, urgent or not.
+    it or assigned to it) or no station at all (``unrouted``), past the deadline or not,
+    urgent or not.
 
-    ``scope``: a further WHERE clause (the console's data scope, see ``scope_condition``).
+    ``scope``: the staff member's data scope (bot.services.scope); None for every case.
     Keyset paging for long registers: ``before_id`` gives the cases older than that id,
     ``after_id`` the newer ones (the ``limit`` nearest it), both still newest first."""
-    conditions = _filters(state, category, station_id, overdue, urgent, now)
-    if scope is not None:
-        conditions.append(scope)
+    conditions = _filters(state, category, station_id, overdue, urgent, now, scope, unrouted)
     if before_id is not None:
         conditions.append(ComplaintCase.id < before_id)
     query = select(ComplaintCase).where(*conditions)
@@ -868,44 +875,16 @@ def list_cases(session: Session, state: Optional[str] = None, category: Optional
 
 def count_cases(session: Session, state: Optional[str] = None, category: Optional[str] = None,
                 station_id: Optional[int] = None, overdue: Optional[bool] = None, *, now: dt.datetime,
-                urgent: Optional[bool] = None, scope=None, cap: Optional[int] = None) -> int:
+                urgent: Optional[bool] = None, scope: Optional[Scope] = None, unrouted: bool = False,
+                cap: Optional[int] = None) -> int:
     """How many cases ``list_cases`` pages through with the same filters (and ``scope``).
     With ``cap``, counting stops there (at most ``cap`` is returned), so that a long
     register's count stays cheap."""
-    conditions = _filters(state, category, station_id, overdue, urgent, now)
-    if scope is not None:
-        conditions.append(scope)
+    conditions = _filters(state, category, station_id, overdue, urgent, now, scope, unrouted)
     if cap is None:
         return session.execute(select(func.count()).select_from(ComplaintCase).where(*conditions)).scalar_one()
     capped = select(ComplaintCase.id).where(*conditions).limit(cap).subquery()
     return session.execute(select(func.count()).select_from(capped)).scalar_one()
-
-
-def scope_condition(role: str, visible_station_ids, sees_unassigned: bool):
-    """The cases a staff member may see, as a WHERE clause: those about a station of
-    ``visible_station_ids`` (``station_id``) or handled by one (``assigned_station_id``),
-    and, when ``sees_unassigned``, those with neither (not yet routed to any station).
-    Admins see every case. (bot.services.staff decides who sees what; this is its
-    reading for a case, which has two stations.)"""
-    if role == "admin":
-        return true()
-    visible = sorted(visible_station_ids)
-    clauses = []
-    if visible:
-        clauses.append(ComplaintCase.station_id.in_(visible))
-        clauses.append(ComplaintCase.assigned_station_id.in_(visible))
-    if sees_unassigned:
-        clauses.append(and_(ComplaintCase.station_id.is_(None), ComplaintCase.assigned_station_id.is_(None)))
-    return or_(*clauses) if clauses else false()
-
-
-def case_in_scope(view: "CaseView", role: str, visible_station_ids, sees_unassigned: bool) -> bool:
-    """``scope_condition`` for one case already read."""
-    if role == "admin":
-        return True
-    if view.station_id in visible_station_ids or view.assigned_station_id in visible_station_ids:
-        return True
-    return sees_unassigned and view.station_id is None and view.assigned_station_id is None
 
 
 def reply_phone(session: Session, vault: PiiVault, case_id: int) -> Optional[str]:

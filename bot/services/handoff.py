@@ -32,6 +32,7 @@ from bot.db.session import as_utc, execute_write
 from bot.redaction import redact
 from bot.services import veterans
 from bot.services.identity import register_personal_data_eraser
+from bot.services.scope import Scope
 from bot.services.stations import for_community, hours_on, is_open, local_time, next_open_day
 from bot.settings import PROJECT_ROOT
 
@@ -67,6 +68,9 @@ def emergency_help() -> str:
 
 class HandoffError(ValueError):
     """A refused step, with a Chinese message for staff."""
+
+
+NOT_THE_CLAIMER = "只有接待这个会话的工作人员可以交还机器人。"
 
 
 @dataclass(frozen=True)
@@ -168,21 +172,12 @@ def get(session: Session, handoff_id: int) -> Optional[HandoffView]:
     return None if row is None else _view(row)
 
 
-def _scope(query, station_ids: Optional[Iterable[int]]):
-    if station_ids is None:  # every station (admin, district without a tree yet)
-        return query
-    ids = list(station_ids)
-    return query.where(Handoff.station_id.in_(ids) if ids else Handoff.id.is_(None))
-
-
-def queue(session: Session, station_ids: Optional[Iterable[int]] = None, limit: int = 100,
-          where=None) -> List[HandoffView]:
+def queue(session: Session, scope: Optional[Scope] = None, limit: int = 100) -> List[HandoffView]:
     """Open handoffs for the console: urgent first, then the longest waiting; held ones after
-    the waiting ones. ``station_ids`` or a ``where`` clause (bot.services.staff.station_filter)
-    limits them to a staff member's area."""
-    query = _scope(select(Handoff).where(Handoff.state != "closed"), station_ids)
-    if where is not None:
-        query = query.where(where)
+    the waiting ones. ``scope`` (bot.services.scope) limits them to a staff member's area."""
+    query = select(Handoff).where(Handoff.state != "closed")
+    if scope is not None:
+        query = query.where(scope.where_station(Handoff.station_id))
     query = query.order_by(
         (Handoff.state == "claimed"), Handoff.urgent.desc(), Handoff.created_at, Handoff.id).limit(limit)
     return [_view(row) for row in session.execute(query).scalars()]
@@ -220,9 +215,19 @@ def take_over(session: Session, openid: str, staff: str, now: dt.datetime,
     return claim(session, view.id, staff, now) if view.state == "waiting" else view
 
 
-def close(session: Session, handoff_id: int, staff: str, now: dt.datetime) -> HandoffView:
-    """Hand the conversation back to the bot."""
-    result = execute_write(session, update(Handoff).where(Handoff.id == handoff_id, Handoff.state != "closed")
+def close(session: Session, handoff_id: int, staff: str, now: dt.datetime,
+          scope: Optional[Scope] = None) -> HandoffView:
+    """Hand the conversation back to the bot: only the staff member who claimed it, or
+    one whose ``scope`` (bot.services.scope) supervises (an admin, district staff) and
+    covers the handoff's station. Without a scope, ``staff`` is only the claimer.
+    A guarded UPDATE: nobody can claim it in between and lose it to someone else."""
+    existing = get(session, handoff_id)
+    if existing is None or (scope is not None and not scope.station(existing.station_id)):
+        raise LookupError(f"no handoff {handoff_id}")
+    guard = [Handoff.id == handoff_id, Handoff.state != "closed"]
+    if scope is None or not scope.supervises:
+        guard.append(Handoff.claimed_by == staff[:50])
+    result = execute_write(session, update(Handoff).where(*guard)
                            .values(state="closed", closed_at=as_utc(now), closed_by=staff[:50],
                                    claimed_at=func.coalesce(Handoff.claimed_at, as_utc(now))),
                            synchronize_session=False)
@@ -230,7 +235,9 @@ def close(session: Session, handoff_id: int, staff: str, now: dt.datetime) -> Ha
     if view is None:
         raise LookupError(f"no handoff {handoff_id}")
     if result.rowcount == 0:
-        raise HandoffError("这个会话已经交还给机器人了。")
+        if view.state == "closed":
+            raise HandoffError("这个会话已经交还给机器人了。")
+        raise HandoffError(NOT_THE_CLAIMER)
     return view
 
 

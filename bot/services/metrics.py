@@ -22,7 +22,7 @@ per event, ``timestamp`` in seconds since the epoch), read with an engine of its
   action is tied to the latest user message of the same conversation before it.
 
 Case figures come from the bot's own database and are limited to the staff member's
-area (``bot.services.staff.station_filter``); trainers get none:
+area (``bot.services.scope.Scope``); trainers get none:
 
 - 转人工 (handoffs): handoffs opened in the period; 转人工率 = those ÷ 会话 (the
   whole bot's conversations, so for a station it is its share of all conversations).
@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from sqlalchemy import Float, Integer, String, and_, cast, column, extract, func, inspect, or_, select, table
 from sqlalchemy.engine import Engine
@@ -50,8 +50,8 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import ComplaintCase, Handoff
 from bot.labels import intent_label
-from bot.services.complaints import OPEN_STATES, STATE_NAMES, scope_condition
-from bot.services.staff import StaffLike, sees_unassigned, station_filter
+from bot.services.complaints import OPEN_STATES, STATE_NAMES
+from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI
 from bot.services.transcripts import missing_file
 
@@ -252,10 +252,9 @@ def percentile(session: Session, value, where, n: int, fraction: float) -> Optio
     return values[0] + (position - lower) * (values[1] - values[0])
 
 
-def handoff_figures(session: Session, staff: StaffLike, visible: FrozenSet[int], p: Period,
-                    now: dt.datetime) -> HandoffFigures:
-    scope = station_filter(staff, visible, Handoff.station_id)
-    in_period = and_(scope, Handoff.created_at >= p.start, Handoff.created_at < p.end)
+def handoff_figures(session: Session, scope: Scope, p: Period, now: dt.datetime) -> HandoffFigures:
+    in_scope = scope.where_station(Handoff.station_id)
+    in_period = and_(in_scope, Handoff.created_at >= p.start, Handoff.created_at < p.end)
     opened, urgent, claimed = session.execute(select(
         func.count(), func.count(Handoff.id).filter(Handoff.urgent.is_(True)),
         func.count(Handoff.claimed_at))
@@ -263,7 +262,7 @@ def handoff_figures(session: Session, staff: StaffLike, visible: FrozenSet[int],
     wait = _seconds_between(session.get_bind().dialect.name, Handoff.created_at, Handoff.claimed_at)
     claimed_rows = and_(in_period, Handoff.claimed_at.isnot(None))
     waiting_now, oldest = session.execute(select(func.count(), func.min(Handoff.created_at))
-                                          .where(scope, Handoff.state == "waiting")).one()
+                                          .where(in_scope, Handoff.state == "waiting")).one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.timezone.utc)
     return HandoffFigures(int(opened), int(urgent), int(claimed),
@@ -287,9 +286,7 @@ class ComplaintFigures:
         return sum(n for _, _, n in self.by_state)
 
 
-def complaint_figures(session: Session, staff: StaffLike, visible: FrozenSet[int], p: Period,
-                      now: dt.datetime) -> ComplaintFigures:
-    scope = scope_condition(staff.role, visible, sees_unassigned(staff))
+def complaint_figures(session: Session, scope: Scope, p: Period, now: dt.datetime) -> ComplaintFigures:
     is_open = ComplaintCase.state.in_(OPEN_STATES)
     # One pass over the area's cases, grouped by state.
     rows = session.execute(select(
@@ -299,7 +296,7 @@ def complaint_figures(session: Session, staff: StaffLike, visible: FrozenSet[int
                                             ComplaintCase.created_at < p.end).label("registered"),
         func.count(ComplaintCase.id).filter(ComplaintCase.closed_at >= p.start,
                                             ComplaintCase.closed_at < p.end).label("closed"))
-        .where(scope).group_by(ComplaintCase.state)).all()
+        .where(scope.where_case()).group_by(ComplaintCase.state)).all()
     counts: Dict[str, int] = {row.state: int(row.n) for row in rows}
     overdue = sum(int(row.overdue) for row in rows)
     registered = sum(int(row.registered) for row in rows)
@@ -316,10 +313,8 @@ class CaseFigures:
     complaints: ComplaintFigures
 
 
-def case_figures(session: Session, staff: StaffLike, visible: FrozenSet[int], p: Period,
-                 now: dt.datetime) -> Optional[CaseFigures]:
-    if staff.role not in ("admin", "district", "station"):
+def case_figures(session: Session, scope: Scope, p: Period, now: dt.datetime) -> Optional[CaseFigures]:
+    if not scope.case_data:
         return None
-    return CaseFigures(handoff_figures(session, staff, visible, p, now),
-                       complaint_figures(session, staff, visible, p, now))
+    return CaseFigures(handoff_figures(session, scope, p, now), complaint_figures(session, scope, p, now))
 

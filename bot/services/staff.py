@@ -1,15 +1,12 @@
-"""Staff accounts (工作人员账号): creation, sign-in, passwords, data scope and the audit trail.
+"""Staff accounts (工作人员账号): creation, sign-in, passwords and the audit trail.
 
 Passwords are hashed with argon2id (argon2-cffi's RFC 9106 defaults) and checked on
 every sign-in; the database refuses anything but an argon2id hash. Sign-in takes about
 as long for an unknown name as for a known one (a dummy hash is verified), and failed
 attempts are throttled per name typed and per client address within a sliding window.
 
-Data scope: what case data (conversations, complaints, appointments) a staff member
-may see, by station. Station staff see their station and the stations under it,
-district staff every station of their district centre's tree, admins everything,
-trainers no case data at all. Records with no station are the district centre's to
-handle (admins and district staff see them).
+Data scope (what case data a staff member may see, by station) is one rule:
+bot.services.scope.Scope.
 
 The audit log is append-only (the database refuses UPDATE and DELETE); ``audit``
 redacts personal numbers out of the detail before writing it.
@@ -24,11 +21,11 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
-from typing import Dict, FrozenSet, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, false, func, or_, select, true
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import STAFF_ROLES, AuditEntry, ConsoleSession, StaffAccount, StaffLoginFailure, Station
@@ -404,60 +401,6 @@ def authenticate(session: Session, vault: PiiVault, username: str, password: str
         account.password_hash = hash_password(password)
     account.last_login_at = now
     return SignInResult(SignInStatus.OK, account=account)
-
-
-# --- data scope -----------------------------------------------------------------------------
-
-
-def _station_tree(session: Session) -> Dict[Optional[int], List[int]]:
-    children: Dict[Optional[int], List[int]] = {}
-    for station_id, parent_id in session.execute(select(Station.id, Station.parent_id)):
-        children.setdefault(parent_id, []).append(station_id)
-    return children
-
-
-def _subtree(children: Dict[Optional[int], List[int]], root: int) -> FrozenSet[int]:
-    seen = {root}
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return frozenset(seen)
-
-
-def visible_station_ids(session: Session, staff: StaffLike) -> FrozenSet[int]:
-    """The stations whose case data this staff member may see (see the module's first lines)."""
-    if staff.role == "admin":
-        return frozenset(session.execute(select(Station.id)).scalars())
-    if staff.role in ("district", "station") and staff.station_id is not None:
-        return _subtree(_station_tree(session), staff.station_id)
-    return frozenset()  # trainers, and anything unforeseen: nothing
-
-
-def sees_unassigned(staff: StaffLike) -> bool:
-    """Records without a station (not yet routed) are the district centre's to handle."""
-    return staff.role in ("admin", "district")
-
-
-def station_visible(staff: StaffLike, visible: FrozenSet[int], station_id: Optional[int]) -> bool:
-    if station_id is None:
-        return sees_unassigned(staff)
-    return station_id in visible
-
-
-def station_filter(staff: StaffLike, visible: FrozenSet[int], column):
-    """A WHERE clause limiting a query to the records this staff member may see by
-    ``column`` (a station id column), for the console's lists."""
-    if staff.role == "admin":
-        return true()
-    clauses = []
-    if visible:
-        clauses.append(column.in_(sorted(visible)))
-    if sees_unassigned(staff):
-        clauses.append(column.is_(None))
-    return or_(*clauses) if clauses else false()
 
 
 # --- the audit log --------------------------------------------------------------------------

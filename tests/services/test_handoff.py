@@ -5,15 +5,18 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.db.models import Handoff
+from bot.db.models import Handoff, Station
 from bot.db.session import session_scope
+from bot.gateway.handoff import hand_back
 from bot.services import handoff, identity
 from bot.services.handoff import HandoffError
+from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI, load_stations
 from bot.settings import PROJECT_ROOT
 
@@ -69,6 +72,42 @@ def test_claim_hand_back_and_refusals(db):
     with pytest.raises(HandoffError, match="已经交还"), session_scope(db) as session:
         handoff.close(session, view.id, "王科长", MONDAY_10AM)
     assert _open(db, "o-1", minutes=30).id != view.id  # a new request is a new handoff
+
+
+def scope_of(session, role, code=None):
+    station = session.execute(select(Station.id).where(Station.code == code)).scalar_one() if code else None
+    return Scope.of(session, SimpleNamespace(id=1, role=role, station_id=station))
+
+
+async def test_only_the_claimer_an_admin_or_the_district_hands_back(db):
+    """The rule is the service's (handoff.close, and bot.gateway.handoff.hand_back over it),
+    not the console's: a station colleague who did not claim the conversation is refused,
+    nothing changes, and nothing reaches Rasa or WeChat."""
+    with session_scope(db) as session:
+        anting = session.execute(select(Station.id).where(Station.code == "JD-AT")).scalar_one()
+    views = [_open(db, f"o-{i}", station_id=anting) for i in range(3)]
+    with session_scope(db) as session:
+        for view in views:
+            handoff.claim(session, view.id, "wangkz", MONDAY_10AM)
+        colleague, trainer = scope_of(session, "station", "JD-AT"), scope_of(session, "trainer")
+        other_station = scope_of(session, "station", "JD-ML")
+    for scope in (None, colleague):
+        with pytest.raises(HandoffError) as refused, session_scope(db) as session:
+            handoff.close(session, views[0].id, "liugs", MONDAY_10AM, scope=scope)
+        assert refused.value.args[0] == handoff.NOT_THE_CLAIMER == "只有接待这个会话的工作人员可以交还机器人。"
+    with pytest.raises(HandoffError, match="只有接待这个会话"):  # through the gateway: refused first
+        await hand_back(db, None, "http://rasa.invalid", None, views[0].id, "liugs", MONDAY_10AM, scope=colleague)
+    for scope in (other_station, trainer):  # another area's, or no case data: as if there were none
+        with pytest.raises(LookupError), session_scope(db) as session:
+            handoff.close(session, views[0].id, "zhoumq", MONDAY_10AM, scope=scope)
+    with session_scope(db) as session:
+        assert handoff.get(session, views[0].id).state == "claimed"
+        # The claimer may (with or without their scope), and so may an admin or the district.
+        assert handoff.close(session, views[0].id, "wangkz", MONDAY_10AM, scope=colleague).closed_by == "wangkz"
+        assert handoff.close(session, views[1].id, "admin", MONDAY_10AM, scope=scope_of(session, "admin")).state \
+            == "closed"
+        assert handoff.close(session, views[2].id, "zhaozr", MONDAY_10AM,
+                             scope=scope_of(session, "district", "JD")).closed_by == "zhaozr"
 
 
 def test_staff_take_over(db):
@@ -133,7 +172,8 @@ def test_acknowledged_at_most_once_per_interval(db):
         handoff.mark_acknowledged(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=25))
         assert not handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=34), TEN_MINUTES)
         assert handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(minutes=35), TEN_MINUTES)
-        handoff.close(session, view.id, "wangkz", TUESDAY_2AM + dt.timedelta(minutes=50))
+        handoff.close(session, view.id, "zhaozr", TUESDAY_2AM + dt.timedelta(minutes=50),
+                      scope=scope_of(session, "district", "JD"))  # nobody claimed it: the district may
         assert not handoff.acknowledge(session, view.id, TUESDAY_2AM + dt.timedelta(hours=2), TEN_MINUTES)
 
 

@@ -25,7 +25,7 @@ from bot.db.models import Station
 from bot.db.session import session_scope
 from bot.services import complaints as cs
 from bot.services import handoff, metrics
-from bot.services.staff import visible_station_ids
+from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI, load_stations
 from bot.services.transcripts import tracker_engine
 from bot.settings import PROJECT_ROOT
@@ -195,10 +195,10 @@ def db(session_factory):
 
 
 def who(db, role: str, code: Optional[str] = None):
-    """A staff member as the scope helpers see one, with the stations they may see."""
+    """A staff member as the scope helpers see one, with their data scope."""
     person = SimpleNamespace(id=1, role=role, station_id=station(db, code) if code else None)
     with session_scope(db) as session:
-        return person, visible_station_ids(session, person)
+        return person, Scope.of(session, person)
 
 
 def ago(minutes: float) -> dt.datetime:
@@ -207,20 +207,21 @@ def ago(minutes: float) -> dt.datetime:
 
 def make_handoff(db, openid: str, opened: dt.datetime, wait_seconds: Optional[float], station_id: Optional[int],
                  close: bool = False, urgent: bool = False):
+    district = who(db, "district", "JD")[1]
     with session_scope(db) as session:
         view = handoff.open_handoff(session, openid, "urgent" if urgent else "request_human", opened,
                                     urgent=urgent, station_id=station_id)
         if wait_seconds is not None:
             taken = opened + dt.timedelta(seconds=wait_seconds)
-            if close:  # handed back without anyone claiming it first
-                handoff.close(session, view.id, "李干事", taken)
+            if close:  # handed back without anyone claiming it first (district staff may)
+                handoff.close(session, view.id, "李干事", taken, scope=district)
             else:
                 handoff.claim(session, view.id, "李干事", taken)
 
 
-def figures_for(db, person, visible, days=7):
+def figures_for(db, person, scope, days=7):
     with session_scope(db) as session:
-        return metrics.case_figures(session, person, visible, metrics.period(days, NOW), NOW)
+        return metrics.case_figures(session, scope, metrics.period(days, NOW), NOW)
 
 
 def test_handoff_counts_and_waiting_times_by_area(db):

@@ -23,10 +23,8 @@ from bot.services.staff import (
     audit_entries,
     authenticate,
     create_account,
-    station_filter,
-    station_visible,
-    visible_station_ids,
 )
+from bot.services.scope import Scope
 from bot.services.stations import load_stations
 from bot.settings import PROJECT_ROOT
 
@@ -237,30 +235,25 @@ def test_scope_for_each_role(loaded):
 
     with session_scope(loaded) as session:
         def scope(key):
-            return visible_station_ids(session, session.get(StaffAccount, ids[key]))
+            return Scope.of(session, session.get(StaffAccount, ids[key]))
 
-        assert len(scope("admin")) == total == 60
-        assert len(scope("district")) == total  # the demo district's whole tree
-        assert codes(session, scope("JD-AT")) == {"JD-AT", "JD-AT-HD", "JD-AT-FT", "JD-AT-XT", "JD-AT-XZ"}
-        assert codes(session, scope("JD-AT-HD")) == {"JD-AT-HD"}
-        assert scope("trainer") == frozenset()
+        assert len(scope("admin").station_ids) == total == 60
+        assert len(scope("district").station_ids) == total  # the demo district's whole tree
+        assert codes(session, scope("JD-AT").station_ids) == {"JD-AT", "JD-AT-HD", "JD-AT-FT", "JD-AT-XT", "JD-AT-XZ"}
+        assert codes(session, scope("JD-AT-HD").station_ids) == {"JD-AT-HD"}
+        assert scope("trainer").station_ids == frozenset()
 
-        street = session.get(StaffAccount, ids["JD-AT"])
-        visible = scope("JD-AT")
-        assert station_visible(street, visible, station_id(session, "JD-AT-FT"))
-        assert not station_visible(street, visible, station_id(session, "JD-XCL"))
-        assert not station_visible(street, visible, station_id(session, "JD"))  # not upwards
-        assert not station_visible(street, visible, None)  # unrouted records: the district's
-        district = session.get(StaffAccount, ids["district"])
-        assert station_visible(district, scope("district"), None)
-        trainer = session.get(StaffAccount, ids["trainer"])
-        assert not station_visible(trainer, frozenset(), station_id(session, "JD-AT"))
+        street = scope("JD-AT")
+        assert street.station(station_id(session, "JD-AT-FT"))
+        assert not street.station(station_id(session, "JD-XCL"))
+        assert not street.station(station_id(session, "JD"))  # not upwards
+        assert not street.station(None)  # unrouted records: the district's
+        assert scope("district").station(None)
+        assert not scope("trainer").station(station_id(session, "JD-AT"))
 
         # The same rule as a WHERE clause, for the console's lists.
         for key, expected in (("JD-AT", 5), ("trainer", 0), ("admin", total), ("district", total)):
-            account = session.get(StaffAccount, ids[key])
-            query = select(func.count()).select_from(Station).where(
-                station_filter(account, scope(key), Station.id))
+            query = select(func.count()).select_from(Station).where(scope(key).where_station(Station.id))
             assert session.execute(query).scalar_one() == expected
 
 
