@@ -428,6 +428,7 @@ class Outbox(Base):
     last_error = Column(Text)  # WeChat's errcode and errmsg, never the message text
     failed_at = Timestamp()  # given up: see wechat_failures
     parts_sent = Column(Integer, nullable=False, default=0, server_default=text("0"))
+    sent_as = Column(String(10))  # custom (customer-service message) or template; NULL until sent
 
 
 # --- complaints and petitions (信访/投诉): the register, one case per matter (一案一册) -------
@@ -770,3 +771,15 @@ class ConversationErasure(Base):
     attempts = Column(Integer, nullable=False, default=0)
     next_attempt_at = Timestamp(nullable=False, index=True)
     last_error = Column(String(200))  # the error's type or Rasa's status: no personal data
+
+
+class WechatWindow(Base):
+    """When a user last wrote to the account (a message, a menu click, following it):
+    WeChat accepts customer-service messages to them for 48 hours after that, and the
+    delivery worker sends template messages otherwise (bot.services.wechat_window).
+    Deleted when the user unfollows."""
+
+    __tablename__ = "wechat_windows"
+
+    openid = Column(String(64), primary_key=True)
+    last_inbound_at = Timestamp(nullable=False)

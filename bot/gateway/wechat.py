@@ -36,14 +36,16 @@ from bot import rasa_auth
 from bot.gateway import handoff as held
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
-from bot.services import conversations, handoff, identity, wechat_failures
+from bot.services import conversations, handoff, identity, wechat_failures, wechat_window
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
 from bot.wechat.delivery import run_worker, short_id
+from bot.wechat.notices import load_templates
 from bot.wechat.dedup import MISSING, MemoryReplyCache, RedisReplyCache, ReplyCache
 from bot.wechat.protocol import (
     SUCCESS,
+    WINDOW_EVENTS,
     Inbound,
     MemoryNonceStore,
     NonceStore,
@@ -294,6 +296,8 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
     """What to answer ``inbound`` with, as WeChat texts (each within one message)."""
     openid, kind = inbound.openid, inbound.kind
     clicked = False
+    if kind != "event" or (inbound.event or "") in WINDOW_EVENTS:
+        edge.spawn(note_window(app, openid, edge.clock()))
     if kind == "event":
         event = inbound.event or ""
         if event == "unsubscribe":
@@ -366,6 +370,15 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
         await record_failure(app, openid, "in", "no_answer", text, "the bot gave no answer (action server down?)")
         return [BUSY]
     return texts
+
+
+async def note_window(app: web.Application, openid: str, now: dt.datetime) -> None:
+    """The user wrote: WeChat's 48-hour window for customer-service messages opens anew
+    (bot.services.wechat_window). After the answer, off its path."""
+    try:
+        await run_in_session(app, lambda session: wechat_window.opened(session, openid, now))
+    except Exception as error:  # the database is down: notices go as templates meanwhile
+        log.error("window of %s not recorded: %s", short_id(openid), type(error).__name__)
 
 
 async def record_failure(app: web.Application, openid: str, direction: str, kind: str, text: str,
@@ -490,6 +503,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
     replies: ReplyCache = RedisReplyCache(redis) if redis is not None else MemoryReplyCache()
     if token_backend is None and redis is not None:
         token_backend = RedisTokenBackend(redis, settings.wechat_appid)
+    templates = load_templates()  # a wrong data/notice_templates.yml stops the start, listing its mistakes
     edge = WechatEdge(settings=settings, webhook=Webhook(config, nonces), retry_webhook=Webhook(config, _AnyNonce()),
                       replies=replies, menu=load_menu())
     app[WECHAT] = edge
@@ -508,7 +522,7 @@ def setup_wechat(app: web.Application, token_backend: Optional[TokenBackend] = N
             edge.client = WechatClient(edge.http, settings.wechat_api_base, tokens)
             # The outbox (reminders, complaint notices) goes out through the customer-service API.
             edge.spawn(run_worker(app[SESSION_FACTORY], edge.client, interval=settings.outbox_interval,
-                                  stop_event=stop))
+                                  stop_event=stop, templates=templates))
         else:
             log.error("WECHAT_SECRET is not set: slow answers and the outbox cannot be delivered")
         edge.spawn(erasure_worker(app, edge, interval=settings.outbox_interval, stop=stop))

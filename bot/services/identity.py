@@ -439,6 +439,7 @@ def forget_openid(session: Session, vault: PiiVault, openid: str, now: dt.dateti
     import bot.services.contacts  # noqa: F401
     import bot.services.handoff  # noqa: F401
     import bot.services.wechat_failures  # noqa: F401
+    import bot.services.wechat_window  # noqa: F401
     now = as_utc(now)
     for eraser in personal_data_erasers():
         eraser(session, openid, now)

@@ -1,4 +1,11 @@
-"""The outbox delivery worker: sends due outbox rows through the customer-service API.
+"""The outbox delivery worker: sends due outbox rows to the users on WeChat.
+
+Channel. WeChat accepts a customer-service message (客服消息) only within 48 hours
+of the user's last message to the account. While that window is open
+(bot.services.wechat_window) a row goes as customer-service text; otherwise, or
+when WeChat answers 45015 before the first piece went out, as the template message
+of its kind (bot.wechat.notices, data/notice_templates.yml). ``outbox.sent_as``
+records which.
 
 Services queue messages (appointment reminders, complaint notices) as ``outbox``
 rows in their own transactions; ``deliver_due`` sends the due ones, oldest
@@ -55,9 +62,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.models import Outbox, utcnow
 from bot.db.session import as_utc, execute_write, session_scope
-from bot.services import appointments, complaints
+from bot.services import appointments, complaints, wechat_window
 from bot.services.wechat_failures import SEND_FAILED, UNRENDERABLE, WINDOW_CLOSED, record_failure
 from bot.wechat.client import OUTSIDE_WINDOW, SendResult, WechatClient
+from bot.wechat.notices import Template, load_templates
 from bot.wechat.render import to_wechat_texts
 from bot.wechat.token import INVALID_TOKEN_ERRCODES
 
@@ -68,6 +76,7 @@ BACKOFF_FIRST = dt.timedelta(minutes=1)  # after the first failed attempt; doubl
 BACKOFF_MAX = dt.timedelta(hours=1)  # 1+2+4+…+32 min, then hourly: ten attempts span about four hours
 LEASE = dt.timedelta(minutes=10)  # a claimed row is due again after this, should its worker die
 DEFAULT_INTERVAL = 30.0
+CUSTOM, TEMPLATE = "custom", "template"  # outbox.sent_as
 
 # Errors of the account, not of the message: they pass (a new token, tomorrow's quota,
 # the IP whitelist fixed), so the message waits. 40013/40125: AppID/secret refused;
@@ -79,6 +88,11 @@ _TEXTS: Dict[str, TextFor] = {
     appointments.REMINDER_KIND: appointments.reminder_text,
     **{kind: functools.partial(complaints.notification_text, kind) for kind in complaints.OUTBOX_KINDS},
 }
+
+
+@functools.lru_cache(maxsize=1)
+def _default_templates() -> Mapping[str, Template]:
+    return load_templates()
 
 
 def outbox_text(kind: str, payload: Mapping[str, object]) -> str:
@@ -128,6 +142,7 @@ class _Claim:
     payload: Mapping[str, object]
     attempts: int  # after this claim: the fencing token
     parts_sent: int
+    window_open: bool  # may a customer-service message reach the user now (bot.services.wechat_window)
 
 
 # --- the SQL (synchronous; run in a worker thread) -------------------------------------------
@@ -155,7 +170,8 @@ def _claim(session: Session, row_id: int, seen_attempts: int, now: dt.datetime) 
         return None
     row = session.execute(select(Outbox.openid, Outbox.kind, Outbox.ref, Outbox.payload, Outbox.parts_sent)
                           .where(Outbox.id == row_id)).one()
-    return _Claim(row_id, row.openid, row.kind, row.ref, row.payload, seen_attempts + 1, row.parts_sent)
+    return _Claim(row_id, row.openid, row.kind, row.ref, row.payload, seen_attempts + 1, row.parts_sent,
+                  wechat_window.is_open(session, row.openid, now))
 
 
 def _mine(claim: _Claim):
@@ -163,10 +179,11 @@ def _mine(claim: _Claim):
             Outbox.failed_at.is_(None))
 
 
-def _progress(session: Session, claim: _Claim, parts_sent: int, done: bool, now: dt.datetime) -> bool:
+def _progress(session: Session, claim: _Claim, parts_sent: int, done: bool, now: dt.datetime,
+              sent_as: str = CUSTOM) -> bool:
     values: Dict[str, object] = {"parts_sent": parts_sent}
     if done:
-        values.update(sent_at=now, last_error=None)
+        values.update(sent_at=now, last_error=None, sent_as=sent_as)
     result = execute_write(session, update(Outbox).where(*_mine(claim)).values(**values),
                            synchronize_session=False)
     return result.rowcount == 1
@@ -211,8 +228,13 @@ def _error(result: SendResult) -> str:
 
 
 async def _deliver(factory: sessionmaker, client: WechatClient, claim: _Claim, now: dt.datetime,
-                   report: DeliveryReport) -> bool:
-    """Send one claimed row; returns False when the rest of the batch should wait."""
+                   report: DeliveryReport, templates: Mapping[str, Template]) -> bool:
+    """Send one claimed row; returns False when the rest of the batch should wait.
+
+    A customer-service message while the user's 48-hour window is open; a template
+    message of the row's kind otherwise, or when WeChat says the window has closed
+    (45015) before the first piece went out. A kind without a template still tries
+    the customer-service message, and is given up for staff if the window is closed."""
     who = short_id(claim.openid)
     if claim.attempts > MAX_ATTEMPTS:  # the last try was cut short (its worker stopped): no more
         log.error("outbox %d (%s) for %s given up: attempts used up", claim.id, claim.kind, who)
@@ -232,6 +254,9 @@ async def _deliver(factory: sessionmaker, client: WechatClient, claim: _Claim, n
             report.failed += 1
         return True
 
+    template = templates.get(claim.kind)
+    if template is not None and not claim.window_open:
+        return await _send_template(factory, client, claim, template, text, now, report)
     for index in range(claim.parts_sent, len(parts)):
         result = await client.send_text(claim.openid, parts[index])
         if result.ok:
@@ -242,31 +267,67 @@ async def _deliver(factory: sessionmaker, client: WechatClient, claim: _Claim, n
                 report.skipped += 1
                 return True
             continue
+        if result.errcode == OUTSIDE_WINDOW and template is not None and index == 0:
+            log.info("outbox %d (%s) for %s: window closed, sending the template message", claim.id, claim.kind, who)
+            return await _send_template(factory, client, claim, template, text, now, report)
         error = _error(result)
         if len(parts) > 1:
             error = f"{error} (part {index + 1} of {len(parts)})"
-        if retry_later(result) and claim.attempts < MAX_ATTEMPTS:
-            wait = backoff(claim.attempts)
-            log.warning("outbox %d (%s) for %s not sent (%s); attempt %d, next in %ds", claim.id, claim.kind,
-                        who, result.errcode, claim.attempts, wait.total_seconds())
-            if await _in_session(factory, _postpone, claim, error, now + wait):
-                report.retry_later += 1
-            return False
-        kind = WINDOW_CLOSED if result.errcode == OUTSIDE_WINDOW else SEND_FAILED
-        log.warning("outbox %d (%s) for %s given up after %d attempt(s): %s", claim.id, claim.kind, who,
-                    claim.attempts, result.errcode)
-        if await _in_session(factory, _give_up, claim, kind, text, error, now):
-            report.failed += 1
-        # An account-wide error (the last attempt of a retryable one) fails the others too.
-        return not retry_later(result)
+        return await _failed(factory, claim, result, error, text, now, report)
     report.sent += 1
     log.info("outbox %d (%s) for %s sent in %d message(s)", claim.id, claim.kind, who, len(parts))
     return True
 
 
+async def _send_template(factory: sessionmaker, client: WechatClient, claim: _Claim, template: Template,
+                         text: str, now: dt.datetime, report: DeliveryReport) -> bool:
+    who = short_id(claim.openid)
+    try:
+        data = template.data(claim.payload)
+    except Exception as error:
+        reason = f"cannot fill template {template.template_id} ({type(error).__name__})"
+        log.error("outbox %d (%s) for %s given up: %s", claim.id, claim.kind, who, reason)
+        if await _in_session(factory, _give_up, claim, UNRENDERABLE, text, reason, now):
+            report.failed += 1
+        return True
+    result = await client.send_template(claim.openid, template.template_id, data, template.url)
+    if not result.ok:
+        return await _failed(factory, claim, result, f"template: {_error(result)}", text, now, report)
+    report.messages += 1
+    if not await _in_session(factory, _progress, claim, claim.parts_sent, True, now, TEMPLATE):
+        log.warning("outbox %d: claim lost (lease ran out, or the row was cancelled meanwhile)", claim.id)
+        report.skipped += 1
+        return True
+    report.sent += 1
+    log.info("outbox %d (%s) for %s sent as a template message", claim.id, claim.kind, who)
+    return True
+
+
+async def _failed(factory: sessionmaker, claim: _Claim, result: SendResult, error: str, text: str,
+                  now: dt.datetime, report: DeliveryReport) -> bool:
+    """A refused send: retried later (with backoff) or given up for staff."""
+    who = short_id(claim.openid)
+    if retry_later(result) and claim.attempts < MAX_ATTEMPTS:
+        wait = backoff(claim.attempts)
+        log.warning("outbox %d (%s) for %s not sent (%s); attempt %d, next in %ds", claim.id, claim.kind,
+                    who, result.errcode, claim.attempts, wait.total_seconds())
+        if await _in_session(factory, _postpone, claim, error, now + wait):
+            report.retry_later += 1
+        return False
+    kind = WINDOW_CLOSED if result.errcode == OUTSIDE_WINDOW else SEND_FAILED
+    log.warning("outbox %d (%s) for %s given up after %d attempt(s): %s", claim.id, claim.kind, who,
+                claim.attempts, result.errcode)
+    if await _in_session(factory, _give_up, claim, kind, text, error, now):
+        report.failed += 1
+    # An account-wide error (the last attempt of a retryable one) fails the others too.
+    return not retry_later(result)
+
+
 async def deliver_due(session_factory: sessionmaker, client: WechatClient, now: dt.datetime,
-                      limit: int = 50) -> DeliveryReport:
-    """Send up to ``limit`` outbox rows due at ``now``, oldest first (see the module docstring)."""
+                      limit: int = 50, templates: Optional[Mapping[str, Template]] = None) -> DeliveryReport:
+    """Send up to ``limit`` outbox rows due at ``now``, oldest first (see the module docstring);
+    ``templates`` by kind for users outside the 48-hour window (data/notice_templates.yml)."""
+    templates = _default_templates() if templates is None else templates
     now = as_utc(now)
     report = DeliveryReport()
     started = time.monotonic()
@@ -278,21 +339,22 @@ async def deliver_due(session_factory: sessionmaker, client: WechatClient, now: 
         if claim is None:
             report.skipped += 1
             continue
-        if not await _deliver(session_factory, client, claim, now, report):
+        if not await _deliver(session_factory, client, claim, now, report, templates):
             break
     return report
 
 
 async def run_worker(session_factory: sessionmaker, client: WechatClient, interval: float = DEFAULT_INTERVAL,
                      stop_event: Optional[asyncio.Event] = None, limit: int = 50,
-                     clock: Callable[[], dt.datetime] = utcnow) -> None:
+                     clock: Callable[[], dt.datetime] = utcnow,
+                     templates: Optional[Mapping[str, Template]] = None) -> None:
     """``deliver_due`` every ``interval`` seconds (at once again while batches come back full)
     until ``stop_event`` is set; an error is logged and the loop goes on."""
     stop_event = stop_event if stop_event is not None else asyncio.Event()
     while not stop_event.is_set():
         busy = False
         try:
-            report = await deliver_due(session_factory, client, clock(), limit)
+            report = await deliver_due(session_factory, client, clock(), limit, templates)
             busy = report.handled >= limit
             if report.handled or report.skipped:
                 log.info("outbox run: %d sent, %d to retry, %d given up, %d taken by another worker",

@@ -46,6 +46,10 @@ NONCE_TTL_SECONDS = 2 * TIMESTAMP_WINDOW_SECONDS + 60
 MAX_TEXT_BYTES = 2048
 # The deepest element WeChat sends is xml/SendPicsInfo/PicList/item/PicMd5Sum.
 MAX_XML_DEPTH = 8
+# Events that open the user's 48-hour window for customer-service messages, as any
+# message does (WeChat's 客服消息 rules): following, a menu click that sends an event,
+# a scan, a location report. Not VIEW (a link opened) and not unsubscribe.
+WINDOW_EVENTS = frozenset({"subscribe", "click", "scan", "scancode_push", "scancode_waitmsg", "location"})
 SUCCESS = "success"  # the answer that tells WeChat "received, nothing to show, do not retry"
 
 _QUERY_VALUE = re.compile(r"[\x21-\x7e]{1,128}")

@@ -27,6 +27,7 @@ from wechatpy.crypto import PrpCrypto
 
 from bot.wechat.protocol import (
     SUCCESS,
+    WINDOW_EVENTS,
     ProtocolError,
     WechatConfig,
     cdata_safe,
@@ -318,7 +319,24 @@ class WechatUser:
         return Answer(status, self.read_reply(body) if status == 200 else [], body)
 
     async def send(self, message: Outgoing) -> Answer:
+        await self._report_to_mock(message)
         return await self.post(self.build(message))
+
+    async def _report_to_mock(self, message: Outgoing) -> None:
+        """The user's message passes through WeChat's servers, which thereby open the
+        48-hour window for customer-service messages: the mock WeChat API, when there
+        is one, is told (bot.wechat.mockapi ``/mock/inbound``)."""
+        if not self.api_base or self.session is None:
+            return
+        event = dict(message.fields).get("Event", "") if message.is_event else ""
+        if message.is_event and event.lower() not in WINDOW_EVENTS:
+            return
+        try:
+            async with self.session.post(f"{self.api_base.rstrip('/')}/mock/inbound",
+                                         json={"openid": self.openid}) as response:
+                await response.read()
+        except aiohttp.ClientError:
+            pass  # no mock listening: nothing to tell
 
     async def say(self, line: str) -> Answer:
         """Send a chat line (a command or text); see ``parse_command``."""

@@ -3,6 +3,10 @@ client to the mock WeChat API over HTTP, on SQLite and on a real PostgreSQL serv
 
 Time is what the test says it is (``deliver_due(..., now)``); WeChat's behaviour comes
 from the mock's own controls (/mock/window, /mock/fail, /mock/expire-token).
+
+These tests are about customer-service messages: they deliver without templates, so
+every row goes as one whatever the user's window (the choice between the two is
+tests/wechat/test_notice_channel.py).
 """
 
 from __future__ import annotations
@@ -31,9 +35,7 @@ from bot.wechat.delivery import (
     LEASE,
     MAX_ATTEMPTS,
     backoff,
-    deliver_due,
     outbox_text,
-    run_worker,
 )
 from bot.wechat.mockapi import MAX_TEXT_BYTES
 from bot.wechat.token import AccessTokenStore
@@ -48,6 +50,15 @@ BOB = "oDeliveryBob00000000000000002"
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+async def deliver_due(factory, client, now, limit=50):
+    """Customer-service messages only (no templates)."""
+    return await delivery.deliver_due(factory, client, now, limit, templates={})
+
+
+def run_worker(factory, client, **options):
+    return delivery.run_worker(factory, client, templates={}, **options)
 
 
 @pytest.fixture
