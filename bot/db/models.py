@@ -758,7 +758,7 @@ class ConversationErasure(Base):
     """A user who unfollowed, whose Rasa conversation is still to be deleted.
 
     The gateway writes the row in the transaction that erases the user's data here
-    (bot.services.identity.forget_openid), then asks Rasa to delete the conversation
+    (bot.services.erasure.forget_openid), then asks Rasa to delete the conversation
     under its lock (bot.tracker_erasure); the row goes when Rasa confirms. While Rasa
     is down the gateway retries (bot.services.conversations), so no conversation
     outlives an unfollow because a process was restarting."""

@@ -36,7 +36,7 @@ from bot import rasa_auth
 from bot.gateway import handoff as held
 from bot.gateway.app import HEALTH_CHECKS, SESSION_FACTORY, SETTINGS, VAULT, run_in_session
 from bot.redaction import redact
-from bot.services import conversations, handoff, identity, wechat_failures, wechat_window
+from bot.services import conversations, erasure, handoff, wechat_failures, wechat_window
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
@@ -207,7 +207,7 @@ async def remember_location(edge: WechatEdge, openid: str, latitude: float, long
 
 
 async def forget_user(app: web.Application, edge: WechatEdge, openid: str) -> None:
-    """Unsubscribe: the personal data kept under this OpenID (bot.services.identity's
+    """Unsubscribe: the personal data kept under this OpenID (bot.services.erasure's
     erasers: binding, bookings' OpenID, complaint contact data …) goes, and in the same
     transaction the conversation is queued for deletion; Rasa then deletes it under its
     lock (``erase_conversations``), now or, while Rasa is down, at a later attempt."""
@@ -215,7 +215,7 @@ async def forget_user(app: web.Application, edge: WechatEdge, openid: str) -> No
     now = edge.clock()
 
     def work(session) -> None:
-        identity.forget_openid(session, vault, openid, now)
+        erasure.forget_openid(session, vault, openid, now)
         conversations.request_erasure(session, openid, now)
 
     await run_in_session(app, work)

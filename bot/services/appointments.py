@@ -56,7 +56,6 @@ from bot.db.models import (
 )
 from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.services.datafile import DataFileError
-from bot.services.identity import register_personal_data_eraser
 from bot.services.scope import Scope
 from bot.text import normalize
 from bot.services.stations import (
@@ -1667,7 +1666,6 @@ def undo_mark(session: Session, appointment_id: int, now: dt.datetime, scope: Op
 # --------------------------------------------------------------------------------------
 
 
-@register_personal_data_eraser
 def erase_appointment_data(session: Session, openid: str, now: dt.datetime) -> None:
     """On unfollow: cancel this OpenID's upcoming bookings (their seats free up), delete
     its outbox messages, and cut the link to the person on every appointment it made:

@@ -53,7 +53,6 @@ from bot.db.session import as_utc, dialect_insert, execute_write
 from bot.pii import CASE_PHONE, VETERAN_PHONE, PiiVault, normalize_phone
 from bot.redaction import redact
 from bot.services.datafile import DataFileError
-from bot.services.identity import register_personal_data_eraser
 from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI, local_time
 from bot.settings import PROJECT_ROOT
@@ -980,7 +979,6 @@ def notification_text(kind: str, payload: Mapping[str, object]) -> str:
 # --------------------------------------------------------------------------------------
 
 
-@register_personal_data_eraser
 def erase_complaint_data(session: Session, openid: str, now: dt.datetime) -> None:
     """On unfollow: blank the OpenID and the case phone of this user's cases and drop their
     pending messages. The cases themselves stay, with what was reported and the history:

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from bot.db.models import ContactDraft
 from bot.db.session import as_utc, execute_write
 from bot.pii import DRAFT_PHONE, PiiVault, normalize_phone
-from bot.services.identity import register_personal_data_eraser
 
 DRAFT_TTL = dt.timedelta(minutes=30)
 PURPOSES = ("complaint_phone",)
@@ -83,7 +82,6 @@ def purge_expired(session: Session, now: dt.datetime) -> int:
     return result.rowcount or 0
 
 
-@register_personal_data_eraser
 def erase_contact_drafts(session: Session, openid: str, now: dt.datetime) -> None:
     session.execute(delete(ContactDraft).where(ContactDraft.openid == openid),
                     execution_options={"synchronize_session": False})

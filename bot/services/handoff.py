@@ -31,7 +31,6 @@ from bot.db.models import HANDOFF_REASONS, Handoff, HandoffNote, Station, Vetera
 from bot.db.session import as_utc, execute_write
 from bot.redaction import redact
 from bot.services import veterans
-from bot.services.identity import register_personal_data_eraser
 from bot.services.scope import Scope
 from bot.services.stations import for_community, hours_on, is_open, local_time, next_open_day
 from bot.settings import PROJECT_ROOT
@@ -391,7 +390,6 @@ def history_of(session: Session, openid: str, limit: int = 20) -> List[HandoffVi
     return [_view(row) for row in rows]
 
 
-@register_personal_data_eraser
 def erase_handoffs(session: Session, openid: str, now: dt.datetime) -> None:
     """On unfollow: the user's handoffs and their notes go (the conversation itself is
     deleted by the gateway)."""

@@ -24,7 +24,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -403,46 +403,16 @@ def unbind(session: Session, vault: PiiVault, openid: str, now: dt.datetime) -> 
 
 
 # --- unfollow: WeChat requires deleting what we hold about the OpenID ------------------
-
-PersonalDataEraser = Callable[[Session, str, dt.datetime], None]
-_erasers: List[PersonalDataEraser] = []
+# bot.services.erasure lists every module's eraser and runs them; these are identity's part.
 
 
-def register_personal_data_eraser(eraser: PersonalDataEraser) -> PersonalDataEraser:
-    """Add ``eraser(session, openid, now)`` to what ``forget_openid`` runs.
-
-    Each module that stores data under an OpenID (appointments, complaints …)
-    registers its own deletion; usable as a decorator; registering twice is harmless.
-    """
-    if eraser not in _erasers:
-        _erasers.append(eraser)
-    return eraser
-
-
-def personal_data_erasers() -> List[PersonalDataEraser]:
-    return list(_erasers)
-
-
-@register_personal_data_eraser
 def erase_identity_data(session: Session, openid: str, now: dt.datetime) -> None:
     """The binding, the binding links and the failure counter of this OpenID."""
     for model in (WechatBinding, BindingLink, BindingLock):
         session.execute(delete(model).where(model.openid == openid), execution_options=_NO_SYNC)
 
 
-def forget_openid(session: Session, vault: PiiVault, openid: str, now: dt.datetime) -> None:
-    """On unsubscribe: every registered eraser runs, then the audit notes it (by hash)."""
-    # The modules that keep data under an OpenID register their erasers on import;
-    # import them here so that none is missed in a process that never loaded them.
-    import bot.services.appointments  # noqa: F401
-    import bot.services.complaints  # noqa: F401
-    import bot.services.contacts  # noqa: F401
-    import bot.services.handoff  # noqa: F401
-    import bot.services.wechat_failures  # noqa: F401
-    import bot.services.wechat_window  # noqa: F401
-    now = as_utc(now)
-    for eraser in personal_data_erasers():
-        eraser(session, openid, now)
-    session.expire_all()  # bulk deletes bypass the identity map
-    _audit(session, vault, openid, "unfollow_deleted", now)
+def record_unfollow(session: Session, vault: PiiVault, openid: str, now: dt.datetime) -> None:
+    """The audit trail notes (by hash) that this OpenID's data was deleted."""
+    _audit(session, vault, openid, "unfollow_deleted", as_utc(now))
     session.flush()

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import FAILURE_DIRECTIONS, WechatFailure
 from bot.db.session import as_utc
-from bot.services.identity import register_personal_data_eraser
 from bot.services.stations import local_time
 
 RASA_DOWN = "rasa_down"  # in: the bot could not answer
@@ -97,7 +96,6 @@ def resolve_failure(session: Session, failure_id: int, staff: str, now: dt.datet
     return result.rowcount == 1
 
 
-@register_personal_data_eraser
 def erase_failure_data(session: Session, openid: str, now: dt.datetime) -> None:
     """On unfollow: the user's failures go (they hold the OpenID and what was said)."""
     session.execute(delete(WechatFailure).where(WechatFailure.openid == openid),

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import WechatWindow
 from bot.db.session import as_utc, dialect_insert, execute_write
-from bot.services.identity import register_personal_data_eraser
 
 WINDOW = dt.timedelta(hours=48)
 MARGIN = dt.timedelta(minutes=10)
@@ -48,7 +47,6 @@ def is_open(session: Session, openid: str, now: dt.datetime) -> bool:
     return last is not None and as_utc(now) < last + WINDOW - MARGIN
 
 
-@register_personal_data_eraser
 def erase_window(session: Session, openid: str, now: dt.datetime) -> None:
     """On unfollow: when they last wrote goes too."""
     session.execute(delete(WechatWindow).where(WechatWindow.openid == openid),

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.models import Appointment, Outbox, Service, Slot, Station, StationClosure, StationService
 from bot.db.session import as_utc, session_scope
 from bot.services import appointments as ap
-from bot.services import identity
+from bot.services import erasure
 from bot.services.appointments import BookingStatus, ServiceDataError
 from bot.services.stations import SHANGHAI, describe, hours_on, load_stations
 from bot.settings import PROJECT_ROOT
@@ -640,7 +640,7 @@ def test_unfollow_cancels_upcoming_bookings_and_unlinks_past_ones(loaded, vault)
     other = book(loaded, "o-2", "JD", "report_in", at(2026, 12, 11, 9)).appointment
     later = at(2026, 12, 5, 8)  # the first one is over by now
     with session_scope(loaded) as session:
-        identity.forget_openid(session, vault, "o-1", later)
+        erasure.forget_openid(session, vault, "o-1", later)
     with session_scope(loaded) as session:
         rows = session.execute(select(Appointment).order_by(Appointment.start)).scalars().all()
         assert session.execute(select(func.count()).where(Appointment.openid == "o-1")).scalar_one() == 0

@@ -18,7 +18,7 @@ from bot.db.models import CaseEvent, ComplaintCase, Outbox
 from bot.db.session import session_scope
 from bot.pii import CASE_PHONE, NotDecryptable
 from bot.services import complaints as cs
-from bot.services import identity
+from bot.services import erasure
 from bot.services.complaints import CaseClosed, ComplaintDataError, ComplaintError, InvalidTransition
 from bot.services.stations import SHANGHAI, load_stations
 from bot.settings import PROJECT_ROOT
@@ -519,7 +519,7 @@ def test_unfollow_blanks_the_user_but_keeps_the_register(db, vault):
     event.listen(engine, "before_cursor_execute", record)
     try:
         with session_scope(db) as session:
-            identity.forget_openid(session, vault, "o-user", at(2026, 11, 23))
+            erasure.forget_openid(session, vault, "o-user", at(2026, 11, 23))
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert writes == []  # the history is only ever appended to

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from bot.db.models import ContactDraft
 from bot.db.session import session_scope
-from bot.services import contacts, identity
+from bot.services import contacts, erasure
 
 NOW = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
 
@@ -61,7 +61,7 @@ def test_unfollow_deletes_drafts(session_factory, vault):
     with session_scope(session_factory) as session:
         contacts.save(session, vault, "o-1", "complaint_phone", "13812345678", NOW)
     with session_scope(session_factory) as session:
-        identity.forget_openid(session, vault, "o-1", NOW)
+        erasure.forget_openid(session, vault, "o-1", NOW)
     assert _count(session_factory) == 0
 
 

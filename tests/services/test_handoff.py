@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.models import Handoff, Station
 from bot.db.session import session_scope
 from bot.gateway.handoff import hand_back
-from bot.services import handoff, identity
+from bot.services import erasure, handoff
 from bot.services.handoff import HandoffError
 from bot.services.scope import Scope
 from bot.services.stations import SHANGHAI, load_stations
@@ -131,7 +131,7 @@ def test_expected_reply_follows_the_centres_hours(db, when, expected):
 def test_unfollow_removes_handoffs(db, vault):
     _open(db, "o-1")
     with session_scope(db) as session:
-        identity.forget_openid(session, vault, "o-1", MONDAY_10AM)
+        erasure.forget_openid(session, vault, "o-1", MONDAY_10AM)
     with session_scope(db) as session:
         assert handoff.current(session, "o-1") is None
 
@@ -147,7 +147,7 @@ def test_notes_in_order_redacted_and_erased_on_unfollow(db, vault):
     assert [n.staff for n in notes] == ["王科长", "赵主任"]
     assert "13812345678" not in notes[0].text and "手机号已隐去" in notes[0].text
     with session_scope(db) as session:
-        identity.forget_openid(session, vault, "o-1", MONDAY_10AM)
+        erasure.forget_openid(session, vault, "o-1", MONDAY_10AM)
     with session_scope(db) as session:
         assert handoff.notes(session, view.id) == [] and handoff.current(session, "o-1") is None
 

@@ -12,7 +12,7 @@ from bot import idcard
 from bot.db.models import BindingAudit, BindingLink, BindingLock, WechatBinding
 from bot.db.session import as_utc, session_scope
 from bot.pii import PiiVault
-from bot.services import identity
+from bot.services import erasure, identity
 from bot.services.identity import LinkProblem, Status
 from bot.services.sms import LogCodeSender, load_sender
 from tests.services.veterans import add_veteran
@@ -324,14 +324,12 @@ def test_unbind(session_factory, vault, veteran, sender):
 
 def test_forget_openid_deletes_everything_of_that_openid_only(session_factory, vault, veteran, sender,
                                                              monkeypatch):
-    monkeypatch.setattr(identity, "_erasers", list(identity._erasers))
     erased = []
 
-    @identity.register_personal_data_eraser
     def erase_appointments(session, openid, now):
         erased.append((openid, now))
 
-    identity.register_personal_data_eraser(erase_appointments)  # twice is harmless
+    monkeypatch.setattr(erasure, "PERSONAL_DATA_ERASERS", erasure.PERSONAL_DATA_ERASERS + (erase_appointments,))
     other = add_veteran(session_factory, vault, name="李四", phone="13900000000", sequence=124)
     bind(session_factory, vault, veteran, sender, OPENID)
     bind(session_factory, vault, other, sender, OTHER)
@@ -340,7 +338,7 @@ def test_forget_openid_deletes_everything_of_that_openid_only(session_factory, v
         step1(session_factory, vault, token, veteran, sender, at(1), name="王五")  # a lock row
 
     with session_scope(session_factory) as session:
-        identity.forget_openid(session, vault, OPENID, at(2))
+        erasure.forget_openid(session, vault, OPENID, at(2))
 
     for model in (WechatBinding, BindingLink, BindingLock):
         assert count(session_factory, model, OPENID) == 0, model

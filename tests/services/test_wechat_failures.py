@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import Outbox, WechatFailure
 from bot.db.session import as_utc, session_scope
-from bot.services import identity
+from bot.services import erasure
 from bot.services.stations import SHANGHAI
 from bot.services.wechat_failures import list_failures, record_failure, resolve_failure
 
@@ -88,7 +88,7 @@ def test_unfollowing_erases_the_users_failures_only(session_factory, vault):
     record(session_factory, openid=ALICE, direction="out", kind="send_failed")
     record(session_factory, openid=BOB)
     with session_scope(session_factory) as session:
-        identity.forget_openid(session, vault, ALICE, NOW)
+        erasure.forget_openid(session, vault, ALICE, NOW)
     assert [f.openid for f in listed(session_factory, unresolved_only=False)] == [BOB]
     with session_scope(session_factory) as session:
         dump = " ".join(str(v) for row in session.execute(text("SELECT * FROM wechat_failures")) for v in row)

@@ -20,7 +20,7 @@ from bot.db.models import Outbox, WechatWindow
 from bot.db.session import session_scope
 from bot.services import wechat_window
 from bot.services.datafile import DataFileError
-from bot.services.identity import forget_openid
+from bot.services.erasure import forget_openid
 from bot.services.wechat_failures import list_failures
 from bot.wechat import delivery, notices
 from bot.wechat.mockapi import MOCK_STATE, account_templates, create_mock_app
