@@ -40,7 +40,7 @@ from bot.services import conversations, erasure, handoff, wechat_failures, wecha
 from bot.settings import PROJECT_ROOT, Settings
 from bot.wechat.client import WechatClient
 from bot.wechat.dbtoken import DatabaseTokenBackend
-from bot.wechat.delivery import run_worker, short_id
+from bot.wechat.delivery import requeue_after_window, run_worker, short_id
 from bot.wechat.notices import load_templates
 from bot.wechat.dedup import MISSING, MemoryReplyCache, RedisReplyCache, ReplyCache
 from bot.wechat.protocol import (
@@ -374,11 +374,20 @@ async def respond(app: web.Application, edge: WechatEdge, inbound: Inbound) -> L
 
 async def note_window(app: web.Application, openid: str, now: dt.datetime) -> None:
     """The user wrote: WeChat's 48-hour window for customer-service messages opens anew
-    (bot.services.wechat_window). After the answer, off its path."""
+    (bot.services.wechat_window), and notices kept back while it was closed go again.
+    After the answer, off its path."""
+    def work(session) -> int:
+        if wechat_window.opened(session, openid, now):
+            return requeue_after_window(session, openid, now)
+        return 0
+
     try:
-        await run_in_session(app, lambda session: wechat_window.opened(session, openid, now))
+        queued = await run_in_session(app, work)
     except Exception as error:  # the database is down: notices go as templates meanwhile
         log.error("window of %s not recorded: %s", short_id(openid), type(error).__name__)
+        return
+    if queued:
+        log.info("%d notice(s) kept back by a closed window queued again for %s", queued, short_id(openid))
 
 
 async def record_failure(app: web.Application, openid: str, direction: str, kind: str, text: str,

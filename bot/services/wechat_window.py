@@ -25,15 +25,18 @@ MARGIN = dt.timedelta(minutes=10)
 RESOLUTION = dt.timedelta(minutes=1)
 
 
-def opened(session: Session, openid: str, now: dt.datetime) -> None:
-    """``openid`` wrote at ``now``: the window runs from here."""
+def opened(session: Session, openid: str, now: dt.datetime) -> bool:
+    """``openid`` wrote at ``now``: the window runs from here. True when it had been
+    closed (or never open) until now, so that notices kept back may go again."""
     now = as_utc(now)
+    before = last_inbound(session, openid)
     changed = execute_write(session, update(WechatWindow).where(
         WechatWindow.openid == openid, WechatWindow.last_inbound_at < now - RESOLUTION,
     ).values(last_inbound_at=now), synchronize_session=False)
     if changed.rowcount == 0:
         execute_write(session, dialect_insert(session, WechatWindow).values(openid=openid, last_inbound_at=now)
                       .on_conflict_do_nothing(index_elements=["openid"]))
+    return before is None or now >= before + WINDOW - MARGIN
 
 
 def last_inbound(session: Session, openid: str) -> Optional[dt.datetime]:

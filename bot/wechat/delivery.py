@@ -29,14 +29,16 @@ a row that becomes due again when the lease ends (at-least-once; a duplicate
 is possible only if a worker dies between WeChat's acceptance and the commit).
 A row claimed more than ``MAX_ATTEMPTS`` times that way is given up, not dropped.
 
-Outcomes. Sent: ``sent_at``. A retryable failure (WeChat not reached, busy, or
-an account-wide token or quota problem that will pass): ``last_error`` and
-``due_at`` pushed on by an exponential backoff, and the rest of the batch waits
-for the next run, since WeChat is likely failing them all; after
-``MAX_ATTEMPTS`` the row is given up. Given up (the user's 48-hour window is
-closed (45015), another refusal, retries used up, or a row no message can be
-made of): ``failed_at``, ``last_error`` and a ``wechat_failures`` row with the
-message for staff, in one transaction: nothing is silently lost.
+Outcomes. Sent: ``sent_at``. A refusal that may pass (WeChat not reached, busy,
+an account-wide token or quota problem, any errcode not known to be final):
+``last_error`` and ``due_at`` pushed on by an exponential backoff, and the rest of
+the batch waits for the next run, since WeChat is likely failing them all; after
+``MAX_ATTEMPTS`` the row is given up. Given up (a final refusal, FINAL_ERRCODES:
+the window closed and no template, the user unfollowed (43004), an invalid OpenID
+or template; retries used up; or a row no message can be made of): ``failed_at``,
+``last_error`` and a ``wechat_failures`` row with the message for staff, in one
+transaction: nothing is silently lost. A notice given up because the window was
+closed is queued again when the user next writes (``requeue_after_window``).
 
 Long texts are split with ``bot.wechat.render.to_wechat_texts`` and sent in
 order; ``parts_sent`` records progress, so a retry resumes after the last piece
@@ -57,14 +59,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db.models import Outbox, utcnow
+from bot.db.models import Outbox, WechatFailure, utcnow
 from bot.db.session import as_utc, execute_write, session_scope
 from bot.services import appointments, complaints, wechat_window
-from bot.services.wechat_failures import SEND_FAILED, UNRENDERABLE, WINDOW_CLOSED, record_failure
-from bot.wechat.client import OUTSIDE_WINDOW, SendResult, WechatClient
+from bot.services.wechat_failures import SEND_FAILED, UNRENDERABLE, WINDOW_CLOSED, record_failure, resolve_failure
+from bot.wechat.client import OUTSIDE_WINDOW, OVER_SEND_LIMIT, SendResult, WechatClient
 from bot.wechat.notices import Template, load_templates
 from bot.wechat.render import to_wechat_texts
 from bot.wechat.token import INVALID_TOKEN_ERRCODES
@@ -77,11 +79,23 @@ BACKOFF_MAX = dt.timedelta(hours=1)  # 1+2+4+…+32 min, then hourly: ten attemp
 LEASE = dt.timedelta(minutes=10)  # a claimed row is due again after this, should its worker die
 DEFAULT_INTERVAL = 30.0
 CUSTOM, TEMPLATE = "custom", "template"  # outbox.sent_as
+# A notice kept back by a closed window goes again when the user writes within this long.
+RESEND_WITHIN = dt.timedelta(days=30)
+RESENT_BY = "系统（用户再次发来消息，已重新发送）"
 
 # Errors of the account, not of the message: they pass (a new token, tomorrow's quota,
 # the IP whitelist fixed), so the message waits. 40013/40125: AppID/secret refused;
 # 40164: server IP not whitelisted; 41001: no token; 45009: daily API quota; 50001/50002: API not granted.
 ACCOUNT_ERRCODES = frozenset(INVALID_TOKEN_ERRCODES | {40013, 40125, 40164, 41001, 45009, 50001, 50002})
+# The user cannot get customer-service messages now: the 48-hour window closed (45015),
+# or the account sent them as many as it may until they write again (45047). The
+# template message of the row's kind goes instead; without one the row is given up.
+WINDOW_ERRCODES = frozenset({OUTSIDE_WINDOW, OVER_SEND_LIMIT})
+# Refusals of the message or the user that trying again would not change: invalid
+# OpenID (40003), message type (40008) or template (40037), the user unfollowed
+# (43004), content too long (45002), bad data (47001, 47003). Given up for staff at
+# once; every other refusal is tried again with the backoff, up to MAX_ATTEMPTS.
+FINAL_ERRCODES = frozenset(WINDOW_ERRCODES | {40003, 40008, 40037, 43004, 45002, 47001, 47003})
 
 TextFor = Callable[[Mapping[str, object]], str]
 _TEXTS: Dict[str, TextFor] = {
@@ -114,8 +128,10 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def retry_later(result: SendResult) -> bool:
-    """Whether a failed send should be tried again later, as it is."""
-    return result.retryable or result.errcode in ACCOUNT_ERRCODES
+    """Whether a failed send should be tried again later, as it is: anything but a
+    refusal that would be repeated (FINAL_ERRCODES)."""
+    return not result.ok and (result.retryable or result.errcode in ACCOUNT_ERRCODES
+                              or result.errcode not in FINAL_ERRCODES)
 
 
 @dataclass
@@ -213,6 +229,33 @@ async def _in_session(factory: sessionmaker, work: Callable[..., object], *args:
     return await asyncio.to_thread(unit)
 
 
+def requeue_after_window(session: Session, openid: str, now: dt.datetime) -> int:
+    """The user wrote again after their window had closed: the notices given up for
+    that reason in the last RESEND_WITHIN go again, as new outbox rows due now (a
+    reminder only while its appointment is still ahead), and their failures are
+    marked handled. Returns how many were queued."""
+    now = as_utc(now)
+    rows = session.execute(
+        select(WechatFailure.id, Outbox.kind, Outbox.ref, Outbox.payload)
+        .join(Outbox, Outbox.id == WechatFailure.outbox_id)
+        .where(WechatFailure.openid == openid, WechatFailure.direction == "out",
+               WechatFailure.kind == WINDOW_CLOSED, WechatFailure.resolved_at.is_(None),
+               WechatFailure.created_at >= now - RESEND_WITHIN)
+        .order_by(WechatFailure.id)
+    ).all()
+    queued = 0
+    for failure_id, kind, ref, payload in rows:
+        start = (payload or {}).get("start")
+        if start and dt.datetime.fromisoformat(str(start)) <= now:
+            continue  # the appointment is past: a reminder would only confuse
+        if not resolve_failure(session, failure_id, RESENT_BY, now):
+            continue  # another gateway took it
+        session.execute(insert(Outbox).values(openid=openid, kind=kind, ref=ref, payload=payload, due_at=now,
+                                              created_at=now, attempts=0))
+        queued += 1
+    return queued
+
+
 # --- the worker ------------------------------------------------------------------------------
 
 
@@ -267,7 +310,7 @@ async def _deliver(factory: sessionmaker, client: WechatClient, claim: _Claim, n
                 report.skipped += 1
                 return True
             continue
-        if result.errcode == OUTSIDE_WINDOW and template is not None and index == 0:
+        if result.errcode in WINDOW_ERRCODES and template is not None and index == 0:
             log.info("outbox %d (%s) for %s: window closed, sending the template message", claim.id, claim.kind, who)
             return await _send_template(factory, client, claim, template, text, now, report)
         error = _error(result)
@@ -314,7 +357,7 @@ async def _failed(factory: sessionmaker, claim: _Claim, result: SendResult, erro
         if await _in_session(factory, _postpone, claim, error, now + wait):
             report.retry_later += 1
         return False
-    kind = WINDOW_CLOSED if result.errcode == OUTSIDE_WINDOW else SEND_FAILED
+    kind = WINDOW_CLOSED if result.errcode in WINDOW_ERRCODES else SEND_FAILED
     log.warning("outbox %d (%s) for %s given up after %d attempt(s): %s", claim.id, claim.kind, who,
                 claim.attempts, result.errcode)
     if await _in_session(factory, _give_up, claim, kind, text, error, now):

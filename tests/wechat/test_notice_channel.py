@@ -228,3 +228,55 @@ async def test_the_mock_opens_a_window_for_what_the_simulated_user_sends(wechat,
     with pytest.raises(aiohttp.ClientError):
         await user.say("/view https://example.org/")  # opening a link does not open the window
     assert (await client.send_text(user.openid, "您好")).errcode == 45015
+
+
+# --- refusals, and notices kept back until the user writes again ------------------------------
+
+
+async def test_over_the_customer_service_limit_the_template_goes_instead(db, client, wechat, session, api, vault):
+    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})
+    wrote(db, ALICE, NOW - dt.timedelta(hours=1))
+    file_complaint(db, vault)
+    await tell_mock(session, api, "/mock/fail", {"errcode": 45047, "touser": ALICE})
+    assert (await delivery.deliver_due(db, client, NOW)).sent == 1
+    assert [m["kind"] for m in wechat.app[MOCK_STATE].messages] == ["template"]
+
+
+@pytest.mark.parametrize("errcode, given_up", [(43004, True), (40003, True), (45028, False), (-1, False)])
+async def test_final_refusals_are_given_up_and_others_retried(db, client, session, api, vault, errcode, given_up):
+    file_complaint(db, vault)
+    await tell_mock(session, api, "/mock/fail", {"errcode": errcode, "touser": ALICE})
+    report = await delivery.deliver_due(db, client, NOW)
+    assert (report.failed, report.retry_later) == ((1, 0) if given_up else (0, 1))
+    [row] = rows(db)
+    assert row.last_error.startswith(f"template: {errcode}")
+    if not given_up:  # tried again after the backoff, and WeChat takes it this time
+        assert (await delivery.deliver_due(db, client, NOW + delivery.backoff(1))).sent == 1
+
+
+async def test_a_notice_kept_back_by_a_closed_window_goes_when_the_user_writes_again(db, client, wechat, session,
+                                                                                     api, vault):
+    case = file_complaint(db, vault)
+    assert (await delivery.deliver_due(db, client, NOW, templates={})).failed == 1  # no template, window closed
+    later = NOW + dt.timedelta(days=3)
+    with session_scope(db) as session_:
+        assert wechat_window.opened(session_, ALICE, later)  # she writes: the window had been closed
+        assert delivery.requeue_after_window(session_, ALICE, later) == 1
+        assert not wechat_window.opened(session_, ALICE, later + dt.timedelta(minutes=5))  # open now: nothing to do
+        assert delivery.requeue_after_window(session_, ALICE, later) == 0  # and never twice
+        [failure] = list_failures(session_, unresolved_only=False)
+    assert failure.resolved and failure.resolved_by == delivery.RESENT_BY
+    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})
+    assert (await delivery.deliver_due(db, client, later, templates={})).sent == 1
+    [message] = wechat.app[MOCK_STATE].messages
+    assert message["kind"] == "custom" and case.case_number in message["text"]
+
+
+async def test_a_reminder_for_an_appointment_already_past_is_not_sent_again(db, client, vault):
+    book_reminder(db)
+    assert (await delivery.deliver_due(db, client, REMINDER_DUE, templates={})).failed == 1
+    after = START + dt.timedelta(hours=2)
+    with session_scope(db) as session_:
+        assert delivery.requeue_after_window(session_, ALICE, after) == 0
+        [failure] = list_failures(session_)  # still there for staff
+    assert failure.kind == "window_closed"
