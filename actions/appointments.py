@@ -22,6 +22,7 @@ from sqlalchemy import select
 from actions import resources
 from actions.menu import buttons_offered
 from bot.choices import is_bare_choice, parse_choice
+from bot.clock import SHANGHAI, local_time
 from bot.db.models import Station
 from bot.payloads import parse_payload
 from bot.services import appointments as booking
@@ -42,7 +43,7 @@ CHANGE_TIME = re.compile(r"(改|换|调|变)(个|一下|一个)?(时间|日子|�
 
 def now() -> dt.datetime:
     """Beijing time now (a function, so that tests can fix the clock)."""
-    return dt.datetime.now(network.SHANGHAI)
+    return dt.datetime.now(SHANGHAI)
 
 
 def _text(tracker: Tracker) -> str:
@@ -300,7 +301,7 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
     def work(session):
         station_id, service_code = where(session)
         if picked:
-            start = network.local_time(dt.datetime.fromisoformat(str(picked)))
+            start = local_time(dt.datetime.fromisoformat(str(picked)))
             return booking.check_request(session, station_id, service_code, start.date(), start.date(),
                                  start.time(), None, current)
         if any(word in str(value or "") for word in ("最早", "尽快", "越快越好", "都行", "随便")):
@@ -315,7 +316,7 @@ async def check_time(value: Any, tracker: Tracker, where, from_message: bool = T
         day, latest_day = request.day, request.latest_day
         if day is None and options and from_message:
             # "下午有吗", "三点呢" at the list of free times: the day of that list.
-            day = latest_day = network.local_time(dt.datetime.fromisoformat(str(options[0]))).date()
+            day = latest_day = local_time(dt.datetime.fromisoformat(str(options[0]))).date()
         return booking.check_request(session, station_id, service_code, day, latest_day,
                                      request.start, request.part, current)
 

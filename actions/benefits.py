@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Dict, List, Text
-from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import resources
+from bot.clock import SHANGHAI
 from bot.services import benefits, veterans
-
-LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 def now() -> dt.datetime:
     """Beijing time now (a function, so that tests can fix the clock)."""
-    return dt.datetime.now(LOCAL)
+    return dt.datetime.now(SHANGHAI)
 
 
 class ActionQueryMyBenefits(Action):

@@ -25,6 +25,7 @@ from rasa_sdk.types import DomainDict
 from actions import resources
 from actions.appointments import _in_session, _intent, _station_id, _text, chosen_button, chosen_entities, yes_or_no
 from actions.handoff import hand_over, paused
+from bot.clock import SHANGHAI
 from bot.pii import NotDecryptable
 from bot.services import complaints as register
 from bot.services import contacts, handoff
@@ -57,7 +58,7 @@ ATTACHMENT_WORDS = {"image": "图片", "voice": "语音", "video": "视频", "fi
 
 def now() -> dt.datetime:
     """Beijing time now (a function, so that tests can fix the clock)."""
-    return dt.datetime.now(network.SHANGHAI)
+    return dt.datetime.now(SHANGHAI)
 
 
 def _bare(text: str) -> str:

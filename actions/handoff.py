@@ -25,8 +25,8 @@ from rasa_sdk.types import DomainDict
 
 from actions.appointments import _in_session
 from actions.menu import previous_turn
+from bot.clock import SHANGHAI
 from bot.services import handoff
-from bot.services import stations as network
 
 
 def paused() -> List[EventType]:
@@ -35,7 +35,7 @@ def paused() -> List[EventType]:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(network.SHANGHAI)
+    return dt.datetime.now(SHANGHAI)
 
 
 def hand_over(session, openid: str, reason: str, current: dt.datetime, **kwargs: Any) -> str:

@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from actions import resources
 from actions.menu import previous_turn
+from bot.clock import SHANGHAI
 from bot.db.models import Station
 from bot.services import veterans
-from bot.services.stations import SHANGHAI, describe, find_by_place, for_community, nearest
+from bot.services.stations import describe, find_by_place, for_community, nearest
 
 MAX_STATIONS = 2
 

@@ -150,7 +150,8 @@ def cmd_calendar_check(args: argparse.Namespace) -> int:
     """Exit 1 only for a malformed holidays file; the coming end of the data is a warning."""
     import datetime as dt
 
-    from bot.services.stations import SHANGHAI, HolidayDataError, calendar_coverage, load_holidays
+    from bot.clock import SHANGHAI
+    from bot.services.stations import HolidayDataError, calendar_coverage, load_holidays
     from bot.settings import holidays_file
 
     path = args.file or holidays_file()

@@ -11,6 +11,7 @@ from typing import Optional
 
 from sqlalchemy import func, select
 
+from bot.clock import SHANGHAI
 from bot.db.migrate import upgrade
 from bot.db.models import Veteran
 from bot.db.session import make_engine, make_session_factory, session_scope
@@ -28,7 +29,7 @@ def prepare(settings: Settings, demo_veterans: Optional[int] = None) -> None:
     not loaded into the database) and warn when the holiday data ends soon; seed demo
     veterans when asked and the roster is empty."""
     from bot.services.appointments import load_services
-    from bot.services.stations import SHANGHAI, calendar_coverage, load_holidays, load_stations
+    from bot.services.stations import calendar_coverage, load_holidays, load_stations
 
     calendar = load_holidays(settings.holidays_file)  # HolidayDataError lists every problem
     coverage = calendar_coverage(dt.datetime.now(SHANGHAI).date(), calendar)

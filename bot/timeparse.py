@@ -47,12 +47,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
-from zoneinfo import ZoneInfo
 
 from bot.choices import chinese_to_int
+from bot.clock import SHANGHAI
 from bot.text import to_halfwidth, to_simplified
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 MORNING, NOON, AFTERNOON, EVENING = "上午", "中午", "下午", "晚上"
 PARTS_OF_DAY = (MORNING, NOON, AFTERNOON, EVENING)
@@ -416,7 +415,7 @@ def _first(candidates: Iterable[_Day]) -> Optional[_Day]:
 
 def _to_beijing(now: dt.datetime) -> dt.datetime:
     if now.tzinfo is not None and now.utcoffset() is not None:
-        return now.astimezone(BEIJING).replace(tzinfo=None)
+        return now.astimezone(SHANGHAI).replace(tzinfo=None)
     return now
 
 

@@ -19,12 +19,12 @@ from typing import Any, Dict, List, Optional
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.clock import SHANGHAI
 from bot.console.auth import current_staff, now_utc, require_staff
 from bot.console.charts import bar_chart, hbar_chart
 from bot.console.pages import CASE_ROLES, TRACKER, local, render_console, scope_text
 from bot.gateway.app import run_in_session
 from bot.services import metrics
-from bot.services.stations import SHANGHAI
 
 log = logging.getLogger(__name__)
 

@@ -56,11 +56,11 @@ from bot.console.auth import (
     set_session_cookie,
     start_session,
 )
+from bot.clock import SHANGHAI
 from bot.db.models import StaffAccount
 from bot.db.session import as_utc
 from bot.gateway.app import SETTINGS, VAULT, make_templates, run_in_session, url_prefix
 from bot.services import staff as staff_service
-from bot.services.stations import SHANGHAI
 from bot.services.transcripts import TrackerReader
 
 log = logging.getLogger(__name__)

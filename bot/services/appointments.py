@@ -42,6 +42,7 @@ from sqlalchemy import and_, delete, false, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.clock import SHANGHAI, local_time
 from bot.db.models import (
     STATION_TIERS,
     Appointment,
@@ -59,7 +60,6 @@ from bot.services.datafile import DataFileError
 from bot.services.scope import Scope
 from bot.text import normalize
 from bot.services.stations import (
-    SHANGHAI,
     WEEKDAY_NAMES,
     Period,
     closure_on,
@@ -69,7 +69,6 @@ from bot.services.stations import (
     format_periods,
     holiday_calendar,
     hours_on,
-    local_time,
     schedule_known,
 )
 

@@ -37,6 +37,7 @@ import yaml
 from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.clock import SHANGHAI, local_time
 from bot.db.models import (
     COMPLAINT_CATEGORIES,
     COMPLAINT_RATINGS,
@@ -54,7 +55,6 @@ from bot.pii import CASE_PHONE, VETERAN_PHONE, PiiVault, normalize_phone
 from bot.redaction import redact
 from bot.services.datafile import DataFileError
 from bot.services.scope import Scope
-from bot.services.stations import SHANGHAI, local_time
 from bot.settings import PROJECT_ROOT
 from bot.text import normalize
 

@@ -29,6 +29,7 @@ from typing import Optional, Tuple, Union
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from bot.clock import SHANGHAI
 from bot.db.models import BindingAudit, BindingLink, BindingLock, Veteran, WechatBinding
 from bot.db.session import as_utc, dialect_insert
 from bot.pii import VETERAN_PHONE, NotDecryptable, PiiVault, mask_phone, normalize_phone
@@ -43,8 +44,6 @@ MAX_FAILURES = 5
 LOCK_DURATION = dt.timedelta(minutes=30)
 CODE_DIGITS = 6
 
-BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
-
 NEW_LINK_HINT = "请返回微信对话，向助手发送“绑定身份”获取新的链接。"
 
 
@@ -54,7 +53,7 @@ NEW_LINK_HINT = "请返回微信对话，向助手发送“绑定身份”获取
 
 def format_beijing(when: dt.datetime) -> str:
     """``14:35`` in Beijing time, the clock the user reads."""
-    return as_utc(when).astimezone(BEIJING).strftime("%H:%M")
+    return as_utc(when).astimezone(SHANGHAI).strftime("%H:%M")
 
 
 _DOTS = str.maketrans({c: "·" for c in "•・．.‧∙⋅"})

@@ -48,11 +48,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from bot.clock import SHANGHAI, SHANGHAI_OFFSET_SECONDS
 from bot.db.models import ComplaintCase, Handoff
 from bot.labels import intent_label
 from bot.services.complaints import OPEN_STATES, STATE_NAMES
 from bot.services.scope import Scope
-from bot.services.stations import SHANGHAI
 from bot.services.transcripts import missing_file
 
 PERIODS = (7, 30)
@@ -63,7 +63,6 @@ FALLBACK_ACTION = "action_default_fallback"
 # Names the intent labels (bot/data/intent_labels.yml, written for users) do not give.
 SPECIAL_INTENT_LABELS = {FALLBACK_INTENT: "未识别（低置信度）", "faq": "政策问答", "": "（无意图）"}
 
-_BEIJING_OFFSET = 8 * 3600  # Beijing has kept UTC+8 without daylight saving since 1991
 _DAY = 86400
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -150,7 +149,7 @@ class ConversationFigures:
 
 def _day_number(dialect: str, seconds):
     """Days since 1970-01-01 of a Beijing-time day, from epoch seconds (an SQL expression)."""
-    shifted = (seconds + _BEIJING_OFFSET) / _DAY
+    shifted = (seconds + SHANGHAI_OFFSET_SECONDS) / _DAY
     if dialect == "sqlite":  # no floor() in every SQLite build; the values are positive
         return cast(shifted, Integer)
     return cast(func.floor(shifted), Integer)

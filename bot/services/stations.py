@@ -8,7 +8,7 @@ the household on the roster (``for_community``). Opening hours follow the
 weekly timetable except on statutory holidays (all closed) and 调休 make-up
 working days (open as on a weekday), both taken from ``chinese_calendar`` and,
 for the years it does not know yet, from data/holidays.yml (``day_status``).
-All times are Beijing time (Asia/Shanghai).
+All times are Beijing time (bot.clock: ``SHANGHAI`` and ``local_time`` are re-exported here).
 """
 
 from __future__ import annotations
@@ -23,21 +23,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clock import SHANGHAI, local_time  # noqa: F401 - SHANGHAI is re-exported (tests, benchmarks)
 from bot.db.models import STATION_TIERS, OpeningHours, Station
 from bot.services.datafile import DataFileError
 from bot.settings import PROJECT_ROOT, holidays_file
 from bot.text import normalize
 
 log = logging.getLogger(__name__)
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 Period = Tuple[dt.time, dt.time]
 
@@ -932,13 +930,6 @@ def hours_on(station: Station, day: dt.date) -> List[Period]:
                 return periods
         return []
     return _weekly(station, day.weekday())
-
-
-def local_time(now: dt.datetime) -> dt.datetime:
-    """Beijing time; a naive datetime is taken to be Beijing time already."""
-    if now.tzinfo is None:
-        return now.replace(tzinfo=SHANGHAI)
-    return now.astimezone(SHANGHAI)
 
 
 def is_open(station: Station, now: dt.datetime) -> bool:

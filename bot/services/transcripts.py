@@ -26,8 +26,8 @@ from sqlalchemy import bindparam, create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from bot.clock import SHANGHAI
 from bot.services.conversations import tracker_url
-from bot.services.stations import SHANGHAI
 
 SHOWN_TYPES = ("user", "bot", "pause", "resume", "session_started")
 EVENT_LABELS = {

@@ -25,7 +25,8 @@ from typing import Iterable, List, Set, Tuple
 
 import pytest
 
-from bot.timeparse import BEIJING, parse_when
+from bot.clock import SHANGHAI
+from bot.timeparse import parse_when
 from bot.wechat.simulator import WechatUser, describe
 from tests.e2e.conftest import wechat_user
 from tests.e2e.replies import IDENTIFIERS, leaks
@@ -157,7 +158,7 @@ def days_meant(phrase: str, before: dt.datetime, after: dt.datetime) -> Set[str]
 
 
 def beijing_now() -> dt.datetime:
-    return dt.datetime.now(BEIJING)
+    return dt.datetime.now(SHANGHAI)
 
 
 def mentions_any(text: str, needles: Iterable[str]) -> bool:
