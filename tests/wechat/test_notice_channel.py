@@ -35,6 +35,7 @@ from tests.wechat.test_delivery import (  # noqa: F401 - db is a fixture
     db,
     file_complaint,
     make_client,
+    mock,
     rows,
 )
 
@@ -57,11 +58,6 @@ def api(wechat):
 @pytest.fixture
 def client(session, api, db, vault):
     return make_client(session, api, db, vault)
-
-
-async def tell_mock(session, api, path, body):
-    async with session.post(f"{api}{path}", json=body) as response:
-        assert response.status == 200
 
 
 def wrote(factory, openid, at):
@@ -105,10 +101,10 @@ def test_unfollowing_forgets_when_the_user_wrote(db, vault):
 
 
 async def test_a_reminder_to_a_user_silent_for_two_days_arrives_as_a_template(db, client, wechat, session, api):
-    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})  # she books, chatting …
+    await mock(session, api, "/mock/inbound", {"openid": ALICE})  # she books, chatting …
     wrote(db, ALICE, NOW)
     book_reminder(db)
-    await tell_mock(session, api, "/mock/clock", {"advance": 49 * 3600})  # … then is silent till it is due
+    await mock(session, api, "/mock/clock", {"advance": 49 * 3600})  # … then is silent till it is due
     report = await delivery.deliver_due(db, client, REMINDER_DUE)
     assert (report.sent, report.failed) == (1, 0)
     [message] = wechat.app[MOCK_STATE].messages
@@ -120,7 +116,7 @@ async def test_a_reminder_to_a_user_silent_for_two_days_arrives_as_a_template(db
 
 
 async def test_inside_the_window_the_notice_is_a_customer_service_message(db, client, wechat, session, api, vault):
-    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})
+    await mock(session, api, "/mock/inbound", {"openid": ALICE})
     wrote(db, ALICE, NOW - dt.timedelta(hours=1))
     case = file_complaint(db, vault)
     assert (await delivery.deliver_due(db, client, NOW)).sent == 1
@@ -162,7 +158,7 @@ async def test_a_template_the_account_does_not_have_is_given_up_with_the_reason(
 
 async def test_a_template_send_wechat_cannot_take_now_is_retried(db, client, vault, session, api):
     file_complaint(db, vault)
-    await tell_mock(session, api, "/mock/fail", {"errcode": -1, "touser": ALICE})
+    await mock(session, api, "/mock/fail", {"errcode": -1, "touser": ALICE})
     report = await delivery.deliver_due(db, client, NOW)
     assert report.retry_later == 1
     later = NOW + delivery.backoff(1)
@@ -223,7 +219,7 @@ async def test_the_mock_opens_a_window_for_what_the_simulated_user_sends(wechat,
     with pytest.raises(aiohttp.ClientError):
         await user.say("你好")  # no gateway listens here; WeChat has seen the message all the same
     assert (await client.send_text(user.openid, "您好")).ok
-    await tell_mock(session, api, "/mock/clock", {"advance": 48 * 3600})
+    await mock(session, api, "/mock/clock", {"advance": 48 * 3600})
     assert (await client.send_text(user.openid, "您好")).errcode == 45015
     with pytest.raises(aiohttp.ClientError):
         await user.say("/view https://example.org/")  # opening a link does not open the window
@@ -234,10 +230,10 @@ async def test_the_mock_opens_a_window_for_what_the_simulated_user_sends(wechat,
 
 
 async def test_over_the_customer_service_limit_the_template_goes_instead(db, client, wechat, session, api, vault):
-    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})
+    await mock(session, api, "/mock/inbound", {"openid": ALICE})
     wrote(db, ALICE, NOW - dt.timedelta(hours=1))
     file_complaint(db, vault)
-    await tell_mock(session, api, "/mock/fail", {"errcode": 45047, "touser": ALICE})
+    await mock(session, api, "/mock/fail", {"errcode": 45047, "touser": ALICE})
     assert (await delivery.deliver_due(db, client, NOW)).sent == 1
     assert [m["kind"] for m in wechat.app[MOCK_STATE].messages] == ["template"]
 
@@ -245,7 +241,7 @@ async def test_over_the_customer_service_limit_the_template_goes_instead(db, cli
 @pytest.mark.parametrize("errcode, given_up", [(43004, True), (40003, True), (45028, False), (-1, False)])
 async def test_final_refusals_are_given_up_and_others_retried(db, client, session, api, vault, errcode, given_up):
     file_complaint(db, vault)
-    await tell_mock(session, api, "/mock/fail", {"errcode": errcode, "touser": ALICE})
+    await mock(session, api, "/mock/fail", {"errcode": errcode, "touser": ALICE})
     report = await delivery.deliver_due(db, client, NOW)
     assert (report.failed, report.retry_later) == ((1, 0) if given_up else (0, 1))
     [row] = rows(db)
@@ -266,7 +262,7 @@ async def test_a_notice_kept_back_by_a_closed_window_goes_when_the_user_writes_a
         assert delivery.requeue_after_window(session_, ALICE, later) == 0  # and never twice
         [failure] = list_failures(session_, unresolved_only=False)
     assert failure.resolved and failure.resolved_by == delivery.RESENT_BY
-    await tell_mock(session, api, "/mock/inbound", {"openid": ALICE})
+    await mock(session, api, "/mock/inbound", {"openid": ALICE})
     assert (await delivery.deliver_due(db, client, later, templates={})).sent == 1
     [message] = wechat.app[MOCK_STATE].messages
     assert message["kind"] == "custom" and case.case_number in message["text"]
