@@ -127,7 +127,7 @@ class PiiVault:
 
     @classmethod
     def from_settings(cls, settings) -> "PiiVault":
-        return cls(os.environ.get("VETBOT_PII_KEY", "").strip() or settings.secret_key)
+        return cls(settings.pii_key or settings.secret_key)
 
     def lookup_hash(self, kind: str, value: str) -> str:
         """Hex HMAC of ``kind:value``; the kind keeps an ID and a phone from colliding."""

@@ -127,6 +127,14 @@ class Settings:
     # console throttles sign-in by the real client's address (bot/client_address.py).
     # Empty: the header is ignored and the peer address counts.
     trusted_proxies: Tuple[IPNetwork, ...] = ()
+    # A separate key for personal numbers at rest (bot/pii.py); unset: the secret key.
+    pii_key: Optional[str] = None
+    # Who sends the binding codes by SMS: "log" (the demo: codes in the log and on the
+    # page) or "package.module:ClassName" (bot/services/sms.py).
+    sms_sender: str = "log"
+    # Where the console reads Rasa's conversations (an SQLAlchemy URL): the tracker store
+    # of endpoints.yml. Unset: the SQLite file ``tracker_db``.
+    tracker_url: str = ""
 
     def process_environment(self) -> Dict[str, str]:
         """Variables that endpoints.yml and the action server read, for the processes we start."""
@@ -167,6 +175,10 @@ class Settings:
             action_token=env.get("VETBOT_ACTION_TOKEN", "").strip() or derived_token(secret_key, "action server"),
             action_host=_env(env, "VETBOT_ACTION_HOST", "127.0.0.1"),
             trusted_proxies=parse_trusted_proxies(env.get("VETBOT_TRUSTED_PROXIES", "")),
+            pii_key=env.get("VETBOT_PII_KEY", "").strip() or None,
+            sms_sender=env.get("VETBOT_SMS_SENDER", "").strip() or "log",
+            tracker_url=env.get("VETBOT_TRACKER_URL", "").strip()
+            or f"sqlite:///{Path(_env(env, 'VETBOT_TRACKER_DB', str(var_dir / 'tracker.db')))}",
             rasa_token=env.get("VETBOT_RASA_TOKEN", "").strip() or derived_token(secret_key, "rasa api"),
             # 12345 is the national 政务服务便民热线; a bureau sets its own number.
             service_phone=_env(env, "VETBOT_SERVICE_PHONE", "12345"),

@@ -3,6 +3,7 @@ from pathlib import Path
 import yaml
 
 from bot.labels import _labels, intent_label
+from bot.pii import PiiVault
 from bot.render import render_message
 from bot.settings import Settings
 
@@ -27,6 +28,24 @@ def test_environment_overrides_and_derived_urls():
     assert settings.service_phone == "021-1"
     assert str(settings.tracker_db) == "/tmp/v/tracker.db"
     assert settings.wechat_aes_key == "k" * 43
+    # What other modules used to read from the environment themselves comes from here too.
+    assert settings.tracker_url == "sqlite:////tmp/v/tracker.db"
+    assert (settings.pii_key, settings.sms_sender) == (None, "log")
+
+
+def test_the_tracker_url_the_pii_key_and_the_sms_sender_are_settings(tmp_path):
+    settings = Settings.from_env({
+        "VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "secret", "VETBOT_TRACKER_DB": "/data/t.db",
+        "VETBOT_PII_KEY": " pii-secret ", "VETBOT_SMS_SENDER": "bureau.sms:Sender",
+    })
+    assert settings.tracker_url == "sqlite:////data/t.db"
+    assert (settings.pii_key, settings.sms_sender) == ("pii-secret", "bureau.sms:Sender")
+    assert Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_TRACKER_URL": "postgresql://r@db/rasa"}
+                             ).tracker_url == "postgresql://r@db/rasa"
+    # The vault keys personal numbers with the separate key when one is set.
+    lookup = PiiVault.from_settings(settings).lookup_hash("phone", "13812345678")
+    assert lookup == PiiVault("pii-secret").lookup_hash("phone", "13812345678")
+    assert lookup != PiiVault("secret").lookup_hash("phone", "13812345678")
 
 
 def test_every_domain_intent_and_faq_topic_has_a_chinese_label():

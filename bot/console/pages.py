@@ -376,7 +376,7 @@ def setup_console(app: web.Application) -> None:
     if CONSOLE_TEMPLATES in app:
         return
     app[CONSOLE_TEMPLATES] = make_console_templates()
-    app[TRACKER] = TrackerReader.for_tracker_db(app[SETTINGS].tracker_db)  # connects at first use
+    app[TRACKER] = TrackerReader(app[SETTINGS].tracker_url)  # connects at first use
 
     async def close_tracker(app: web.Application) -> None:
         app[TRACKER].close()

@@ -161,7 +161,7 @@ def create_app(settings: Settings, session_factory: Optional[sessionmaker] = Non
     app = web.Application(middlewares=[pages_middleware], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[VAULT] = vault if vault is not None else PiiVault.from_settings(settings)
-    app[SENDER] = sender if sender is not None else load_sender()
+    app[SENDER] = sender if sender is not None else load_sender(settings.sms_sender)
     app[TEMPLATES] = make_templates()
     app[HEALTH_CHECKS] = {"database": database_ok}
     if isinstance(app[SENDER], LogCodeSender):

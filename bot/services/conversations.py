@@ -1,7 +1,4 @@
-"""Where the Rasa conversations are, and the ones still to delete after an unfollow.
-
-``tracker_url``: the tracker store the console reads transcripts from (endpoints.yml:
-SQLite at VETBOT_TRACKER_DB by default, or VETBOT_TRACKER_URL).
+"""The Rasa conversations still to delete after an unfollow.
 
 The erasure queue: when a user unfollows, the gateway erases their data here and, in
 the same transaction, records that their conversation is to go (``request_erasure``);
@@ -13,9 +10,7 @@ and removes the request when Rasa confirms (``erased``). A request Rasa could no
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -26,11 +21,6 @@ from bot.db.session import as_utc
 FIRST_RETRY = dt.timedelta(seconds=30)
 LONGEST_RETRY = dt.timedelta(minutes=30)
 MAX_ERROR_CHARS = 200
-
-
-def tracker_url(tracker_db: Union[str, Path], environ: Optional[dict] = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get("VETBOT_TRACKER_URL", "").strip() or f"sqlite:///{tracker_db}"
 
 
 def request_erasure(session: Session, openid: str, now: dt.datetime) -> None:

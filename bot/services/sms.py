@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 from collections import OrderedDict
 from typing import Optional, Protocol, runtime_checkable
@@ -59,9 +58,9 @@ class LogCodeSender:
             return self._codes.get(normalize_phone(phone))
 
 
-def load_sender(spec: Optional[str] = None) -> CodeSender:
-    """The sender named by ``spec`` (default: ``$VETBOT_SMS_SENDER``, else ``log``)."""
-    spec = (spec if spec is not None else os.environ.get(SENDER_ENV, "")).strip() or "log"
+def load_sender(spec: str = "log") -> CodeSender:
+    """The sender named by ``spec`` (``Settings.sms_sender``: VETBOT_SMS_SENDER, else ``log``)."""
+    spec = spec.strip() or "log"
     if spec == "log":
         return LogCodeSender()
     module_name, sep, class_name = spec.partition(":")

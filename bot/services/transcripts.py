@@ -20,14 +20,13 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import bindparam, create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.clock import SHANGHAI
-from bot.services.conversations import tracker_url
 
 SHOWN_TYPES = ("user", "bot", "pause", "resume", "session_started")
 EVENT_LABELS = {
@@ -128,9 +127,6 @@ class TrackerReader:
         self.url = url
         self.engine: Engine = tracker_engine(url)
 
-    @classmethod
-    def for_tracker_db(cls, tracker_db: Union[str, Path], environ: Optional[dict] = None) -> "TrackerReader":
-        return cls(tracker_url(tracker_db, environ))
 
     def close(self) -> None:
         self.engine.dispose()

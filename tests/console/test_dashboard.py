@@ -80,7 +80,6 @@ def case_data(accounts, vault):
 
 @pytest.fixture
 async def dashboard_client(aiohttp_server, aiohttp_client, database_url, tmp_path, accounts, vault, monkeypatch):
-    monkeypatch.delenv("VETBOT_TRACKER_URL", raising=False)
     monkeypatch.setattr(pages, "now_utc", lambda: NOW)
     tracker = tmp_path / "tracker.db"
     settings = make_settings(database_url, tmp_path, VETBOT_TRACKER_DB=str(tracker))

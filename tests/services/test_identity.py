@@ -15,6 +15,7 @@ from bot.pii import PiiVault
 from bot.services import erasure, identity
 from bot.services.identity import LinkProblem, Status
 from bot.services.sms import LogCodeSender, load_sender
+from bot.settings import Settings
 from tests.services.veterans import add_veteran
 
 T0 = dt.datetime(2024, 8, 1, 2, 0, tzinfo=dt.timezone.utc)  # 10:00 北京时间
@@ -370,12 +371,13 @@ class RecordingSender:
         pass
 
 
-def test_load_sender(monkeypatch):
-    monkeypatch.delenv("VETBOT_SMS_SENDER", raising=False)
-    assert isinstance(load_sender(), LogCodeSender)
+def test_load_sender(tmp_path):
+    def configured(**env):
+        return Settings.from_env({"VETBOT_VAR_DIR": str(tmp_path), "VETBOT_SECRET_KEY": "k", **env}).sms_sender
+
+    assert isinstance(load_sender(configured()), LogCodeSender)
     assert isinstance(load_sender("log"), LogCodeSender)
-    monkeypatch.setenv("VETBOT_SMS_SENDER", f"{__name__}:RecordingSender")
-    assert isinstance(load_sender(), RecordingSender)
+    assert isinstance(load_sender(configured(VETBOT_SMS_SENDER=f"{__name__}:RecordingSender")), RecordingSender)
     with pytest.raises(ValueError):
         load_sender("no_colon_here")
     with pytest.raises(TypeError):
