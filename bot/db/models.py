@@ -50,6 +50,11 @@ def Timestamp(**kwargs) -> Column:  # noqa: N802 - reads like a column type
     return Column(DateTime(timezone=True), **kwargs)
 
 
+def _one_of(column: str, values) -> str:
+    """A CHECK that ``column`` holds one of ``values`` (the tuple the code uses too)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 STATION_TIERS = ("district", "street", "community")  # 区中心 / 街道(镇)站 / 村(社区)站
 GENDERS = ("男", "女")
 DISCHARGE_CATEGORIES = ("转业", "复员", "退休", "自主就业", "安排工作", "供养", "逐月领取退役金", "其他")
@@ -61,7 +66,7 @@ class Station(Base):
 
     __tablename__ = "stations"
     __table_args__ = (
-        CheckConstraint("tier IN ('district', 'street', 'community')", name="tier"),
+        CheckConstraint(_one_of("tier", STATION_TIERS), name="tier"),
         CheckConstraint("(tier = 'district') = (parent_id IS NULL)", name="parent_by_tier"),
     )
 
@@ -107,11 +112,11 @@ class Veteran(Base):
 
     __tablename__ = "veterans"
     __table_args__ = (
-        CheckConstraint("gender IN ('男', '女')", name="gender"),
+        CheckConstraint(_one_of("gender", GENDERS), name="gender"),
         CheckConstraint("discharged_on IS NULL OR enlisted_on IS NULL OR enlisted_on <= discharged_on",
                         name="service_dates"),
         CheckConstraint("enlisted_on IS NULL OR birth_date < enlisted_on", name="birth_before_service"),
-        CheckConstraint("status IN ('在世', '已故', '失联')", name="status"),
+        CheckConstraint(_one_of("status", VETERAN_STATUSES), name="status"),
         CheckConstraint("status = '已故' OR deceased_on IS NULL", name="deceased_date"),
         Index("ix_veterans_phone_hash", "phone_hash"),
         Index("ix_veterans_street_community", "street", "community"),
@@ -166,7 +171,7 @@ class BenefitApplication(Base):
 
     __tablename__ = "benefit_applications"
     __table_args__ = (
-        CheckConstraint("kind IN ('preferential_card', 'hardship_aid')", name="kind"),
+        CheckConstraint(_one_of("kind", APPLICATION_KINDS), name="kind"),
         Index("ix_benefit_applications_veteran_kind", "veteran_id", "kind"),
     )
 
@@ -228,17 +233,15 @@ class WechatBinding(Base):
     veteran = relationship("Veteran")
 
 
+BINDING_EVENTS = ("link_issued", "code_sent", "bind", "unbind", "failed", "locked", "unfollow_deleted")
+
+
 class BindingAudit(Base):
     """Append-only trail of binding events. Keeps a keyed hash of the OpenID, not the OpenID,
     so that the trail survives the deletion WeChat requires on unfollow."""
 
     __tablename__ = "binding_audit"
-    __table_args__ = (
-        CheckConstraint(
-            "event IN ('link_issued', 'code_sent', 'bind', 'unbind', 'failed', 'locked', 'unfollow_deleted')",
-            name="event",
-        ),
-    )
+    __table_args__ = (CheckConstraint(_one_of("event", BINDING_EVENTS), name="event"),)
 
     id = Column(Integer, primary_key=True)
     openid_hash = Column(String(64), nullable=False, index=True)
@@ -365,7 +368,7 @@ class Appointment(Base):
 
     __tablename__ = "appointments"
     __table_args__ = (
-        CheckConstraint("status IN ('booked', 'cancelled', 'attended', 'no_show')", name="status"),
+        CheckConstraint(_one_of("status", APPOINTMENT_STATUSES), name="status"),
         CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="cancelled_at"),
         # A double tap or a WeChat retry cannot hold the same slot twice.
         Index("uq_appointments_openid_slot_booked", "openid", "slot_id", unique=True,
@@ -438,10 +441,6 @@ COMPLAINT_STATES = ("registered", "classified", "in_progress", "answered", "foll
 REPLY_CHANNELS = ("bound_phone", "case_phone", "wechat", "anonymous")
 COMPLAINT_RATINGS = ("满意", "基本满意", "不满意")
 CASE_EVENT_KINDS = ("transition", "note", "user_added_information", "attachment")
-
-
-def _one_of(column: str, values) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class ComplaintCounter(Base):
@@ -584,7 +583,7 @@ class WechatFailure(Base):
 
     __tablename__ = "wechat_failures"
     __table_args__ = (
-        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint(_one_of("direction", FAILURE_DIRECTIONS), name="direction"),
         Index("ix_wechat_failures_resolved_at_created_at", "resolved_at", "created_at"),
     )
 
