@@ -76,18 +76,19 @@ EVENT_KIND_NAMES = {
 ACTOR_NAMES = {"user": "反映人", "bot": "系统", "system": "系统"}
 PRIORITY_NAMES = {1: "1（最高）", 2: "2", 3: "3（一般）"}
 
-# The steps a staff member takes from each state: (path segment, button, form title).
+# The register's actions that staff take here, by the path segment of their form.
+# (重新办理 is the user's: a 不满意 rating reopens the case, bot.services.complaints.rate.)
+STAFF_STEPS = {"classify": cs.CLASSIFY, "reject": cs.REJECT, "handle": cs.HANDLE, "answer": cs.ANSWER,
+               "follow-up": cs.FOLLOW_UP, "close": cs.CLOSE}
+_PATH_OF = {action: path for path, action in STAFF_STEPS.items()}
+# The steps offered in each state, read from the register's transition table (the one
+# rule of what may follow what): (path segment, button and form title).
 STEPS: Dict[str, Tuple[Tuple[str, str], ...]] = {
-    "registered": (("classify", cs.CLASSIFY), ("reject", cs.REJECT)),
-    "classified": (("handle", cs.HANDLE),),
-    "in_progress": (("answer", cs.ANSWER),),
-    "answered": (("follow-up", cs.FOLLOW_UP),),
-    "follow_up": (("close", cs.CLOSE),),
-    "closed": (),
+    state: tuple((_PATH_OF[action], action) for action in allowed.values() if action in _PATH_OF)
+    for state, allowed in cs.TRANSITIONS.items()
 }
-ACTIONS = ("classify", "reject", "handle", "answer", "follow-up", "close", "note")
-ACTION_NAMES = {"classify": cs.CLASSIFY, "reject": cs.REJECT, "handle": cs.HANDLE, "answer": cs.ANSWER,
-                "follow-up": cs.FOLLOW_UP, "close": cs.CLOSE, "note": "内部备注"}
+ACTIONS = (*STAFF_STEPS, "note")
+ACTION_NAMES = {**STAFF_STEPS, "note": "内部备注"}
 # What each form may carry (kept and shown again when a step is refused).
 FIELDS = {
     "classify": ("category", "station", "assigned_to", "priority", "note"),
