@@ -12,7 +12,7 @@ was deleted: the turn finishes first, or starts afterwards on an empty one.
 
 from __future__ import annotations
 
-from typing import Any, Text
+from typing import Any, List, Text
 
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore, RedisTrackerStore, SQLTrackerStore
 
@@ -21,13 +21,17 @@ class ErasureUnsupported(Exception):
     """The configured tracker store has no way to delete here."""
 
 
+def _layers(tracker_store: Any) -> List[Any]:
+    """The store and what it wraps, outermost first: Rasa's FailSafeTrackerStore and
+    AwaitableTrackerStore wrap the configured store (``_tracker_store``)."""
+    layers = [tracker_store]
+    while hasattr(layers[-1], "_tracker_store") and len(layers) < 6:
+        layers.append(layers[-1]._tracker_store)
+    return layers
+
+
 def _innermost(tracker_store: Any) -> Any:
-    # AwaitableTrackerStore and FailSafeTrackerStore wrap the configured store.
-    seen = 0
-    while hasattr(tracker_store, "_tracker_store") and seen < 5:
-        tracker_store = tracker_store._tracker_store
-        seen += 1
-    return tracker_store
+    return _layers(tracker_store)[-1]
 
 
 def _erase_from(store: Any, sender_id: Text) -> int:
@@ -52,19 +56,9 @@ async def erase(agent: Any, sender_id: Text) -> int:
     holding its lock; also from a fail-safe store's in-memory fallback, if one was
     used while the database was down."""
     async with agent.lock_store.lock(sender_id):
-        outer = agent.tracker_store
-        gone = _erase_from(_innermost(outer), sender_id)
-        fallback = getattr(_innermost_failsafe(outer), "_fallback_tracker_store", None)
-        if fallback is not None:
-            gone += _erase_from(fallback, sender_id)
+        layers = _layers(agent.tracker_store)
+        gone = _erase_from(layers[-1], sender_id)
+        for layer in layers:
+            if isinstance(layer, FailSafeTrackerStore) and layer._fallback_tracker_store is not None:
+                gone += _erase_from(layer._fallback_tracker_store, sender_id)
         return gone
-
-
-def _innermost_failsafe(tracker_store: Any) -> Any:
-    seen = 0
-    while tracker_store is not None and seen < 5:
-        if isinstance(tracker_store, FailSafeTrackerStore):
-            return tracker_store
-        tracker_store = getattr(tracker_store, "_tracker_store", None)
-        seen += 1
-    return None

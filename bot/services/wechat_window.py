@@ -30,12 +30,13 @@ def opened(session: Session, openid: str, now: dt.datetime) -> bool:
     closed (or never open) until now, so that notices kept back may go again."""
     now = as_utc(now)
     before = last_inbound(session, openid)
-    changed = execute_write(session, update(WechatWindow).where(
-        WechatWindow.openid == openid, WechatWindow.last_inbound_at < now - RESOLUTION,
-    ).values(last_inbound_at=now), synchronize_session=False)
-    if changed.rowcount == 0:
+    if before is None:  # the first time: a racing gateway may have written it meanwhile
         execute_write(session, dialect_insert(session, WechatWindow).values(openid=openid, last_inbound_at=now)
                       .on_conflict_do_nothing(index_elements=["openid"]))
+    elif before < now - RESOLUTION:  # guarded: never moved back by a slower gateway
+        execute_write(session, update(WechatWindow).where(
+            WechatWindow.openid == openid, WechatWindow.last_inbound_at < now - RESOLUTION,
+        ).values(last_inbound_at=now), synchronize_session=False)
     return before is None or now >= before + WINDOW - MARGIN
 
 
