@@ -129,6 +129,8 @@ class RedactingRestInput(RestInput):
         phone number, bare numbers come out of the text too, and the number given is
         kept for the action that asked. True when a number was kept."""
         phones: List[str] = list(_TAKEN.get())
+        if not phones and not BARE_NUMBER.search(message.text or ""):
+            return False  # no number to take or keep: the conversation need not be read
         purpose = await self._asking_for_phone(message.sender_id)
         if purpose is not None and message.text:
             bare = take_bare_numbers(message.text)
